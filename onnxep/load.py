@@ -1,0 +1,133 @@
+"""Loading a model: path, bytes or ModelProto in; a checked, shape-inferred ModelProto out.
+
+External data is read only from inside the model's folder: a ``location`` that escapes it
+(absolute, through ``..``, or through a symlink) is refused. Model-local functions are
+inlined so every node is an op some provider can run.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import google.protobuf.message
+import onnx
+import onnx.checker
+import onnx.inliner
+import onnx.shape_inference
+from onnx import external_data_helper
+
+from onnxep.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+
+__all__ = ["load_model"]
+
+ModelSource = str | os.PathLike[str] | bytes | bytearray | memoryview | onnx.ModelProto
+
+
+def load_model(source: Any) -> tuple[onnx.ModelProto, pathlib.Path | None]:
+    """Load, check, inline and shape-infer a model; return it with its folder (or None)."""
+    model, folder = _read(source)
+    if not model.HasField("graph") or model.ir_version == 0:
+        raise InvalidProtobuf("the data is not an ONNX model (no ir_version or no graph)")
+    if _has_external_data(model):
+        if folder is None:
+            raise InvalidArgument(
+                "the model has tensors in external data files; load it from its path so "
+                "onnxep knows the folder they live in"
+            )
+        _load_external_data(model, folder)
+    _check(model)
+    if model.functions:
+        model = onnx.inliner.inline_local_functions(model)
+    return _infer_shapes(model), folder
+
+
+def _read(source: Any) -> tuple[onnx.ModelProto, pathlib.Path | None]:
+    if isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+        return model, None
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _parse(bytes(source), "the model bytes"), None
+    if isinstance(source, str | os.PathLike):
+        path = pathlib.Path(source)
+        if not path.exists():
+            raise NoSuchFile(f"Load model from {path} failed: file does not exist")
+        if not path.is_file():
+            raise NoSuchFile(f"Load model from {path} failed: not a regular file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise NoSuchFile(f"Load model from {path} failed: {exc.strerror}") from exc
+        return _parse(data, str(path)), path.resolve().parent
+    raise InvalidArgument(
+        f"a model must be a path, bytes or onnx.ModelProto, got {type(source).__name__}"
+    )
+
+
+def _parse(data: bytes, what: str) -> onnx.ModelProto:
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (google.protobuf.message.DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidProtobuf(
+            f"{what} is not a valid ONNX protobuf ({len(data)} bytes): {exc}"
+        ) from exc
+    return model
+
+
+def _tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    return list(external_data_helper._get_all_tensors(model))
+
+
+def _has_external_data(model: onnx.ModelProto) -> bool:
+    return any(external_data_helper.uses_external_data(t) for t in _tensors(model))
+
+
+def _load_external_data(model: onnx.ModelProto, folder: pathlib.Path) -> None:
+    root = folder.resolve()
+    for tensor in _tensors(model):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        info = external_data_helper.ExternalDataInfo(tensor)
+        location = info.location
+        target = (root / location).resolve()
+        if os.path.isabs(location) or not target.is_relative_to(root):
+            raise InvalidGraph(
+                f"tensor {tensor.name!r} has external data at {location!r}, which is outside "
+                f"the model's folder {root}; onnxep reads external data only inside it"
+            )
+        if not target.is_file():
+            raise NoSuchFile(
+                f"tensor {tensor.name!r}: external data file {location!r} does not exist "
+                f"in {root}"
+            )
+        size = target.stat().st_size
+        end = (info.offset or 0) + (info.length or 0)
+        if end > size:
+            raise InvalidGraph(
+                f"tensor {tensor.name!r}: external data {location!r} has {size} bytes, "
+                f"offset+length asks for {end}"
+            )
+        with target.open("rb") as handle:
+            handle.seek(info.offset or 0)
+            data = handle.read(info.length) if info.length else handle.read()
+        tensor.raw_data = data
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+
+
+def _check(model: onnx.ModelProto) -> None:
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidGraph(f"the model fails onnx.checker: {first}") from exc
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+    except (onnx.shape_inference.InferenceError, RuntimeError):
+        return model  # types then come from the declarations and from run time

@@ -1,0 +1,363 @@
+"""The execution plan: segments compiled or bound once, then emitted as straight-line Python.
+
+Each value lives in a local variable of one generated function (no dict lookups per node),
+is deleted after its last use, and crosses devices at most once per target device. Kernel
+attributes are bound when the plan is built. A failing kernel is traced back to its node
+through the generated line it ran on, at no cost to runs that do not fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from onnxep.errors import EPFail, NotImplemented
+from onnxep.graph import Graph, Node, NodeInfo
+from onnxep.partition import Partition, partition
+from onnxep.provider import Provider, Segment
+from onnxep.registry import is_multi_output
+
+__all__ = ["Plan", "StepInfo", "SubgraphFunction", "TransferStats", "build_plan"]
+
+HOST = "cpu"
+_plan_ids = itertools.count()
+
+
+@dataclasses.dataclass
+class TransferStats:
+    """Copies between devices, counted per run (reset by the session before each run)."""
+
+    count: int = 0
+    bytes: int = 0
+
+    def record(self, value: Any) -> None:
+        """Count one copy of ``value``."""
+        self.count += 1
+        self.bytes += int(getattr(value, "nbytes", 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class StepInfo:
+    """What one generated line does: a node, a compiled segment, or a transfer."""
+
+    kind: str  # "node" | "segment" | "transfer"
+    segment: Segment | None
+    node: Node | None = None
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferInfo:
+    """One planned copy: a value to a device, at run time or once at build time."""
+
+    value: str
+    source: str
+    target: str
+    constant: bool
+    nbytes: int = 0
+
+
+class Plan:
+    """A compiled graph: call :meth:`run` with the graph's inputs in order."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        parts: Partition,
+        inputs: tuple[str, ...],
+        source: str,
+        namespace: dict[str, Any],
+        steps: dict[int, StepInfo],
+        transfers: list[TransferInfo],
+        stats: TransferStats,
+    ) -> None:
+        self.graph = graph
+        self.partition = parts
+        self.inputs = inputs
+        self.outputs = graph.outputs
+        self.source = source
+        self.steps = steps
+        self.transfers = transfers
+        self.stats = stats
+        self._filename = f"<onnxep-plan-{next(_plan_ids)}>"
+        exec(compile(source, self._filename, "exec"), namespace)  # noqa: S102 - our own code
+        self.run: Callable[..., tuple[Any, ...]] = namespace["run"]
+        self._namespace = namespace
+
+    def failing_step(self, exc: BaseException) -> StepInfo | None:
+        """The step a run was executing when ``exc`` was raised, from the traceback."""
+        tb = exc.__traceback__
+        found = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self._filename:
+                found = self.steps.get(tb.tb_lineno)
+            tb = tb.tb_next
+        return found
+
+
+class SubgraphFunction:
+    """A compiled If/Loop/Scan body: ``f(*formal_inputs, *outer_values) -> outputs``."""
+
+    def __init__(self, plan: Plan, n_formal: int) -> None:
+        self.plan = plan
+        self.n_formal = n_formal
+        self.run = plan.run
+
+    def __call__(self, *args: Any) -> tuple[Any, ...]:
+        return self.run(*args)
+
+
+class BuildFailure(Exception):
+    """A provider failed while compiling or binding a segment."""
+
+    def __init__(self, segment: Segment, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.segment = segment
+        self.error = error
+
+
+def build_plan(
+    graph: Graph,
+    providers: Sequence[Provider],
+    *,
+    exclude: Mapping[int, set[str]] | None = None,
+    profiler: Any = None,
+) -> Plan:
+    """Partition and compile; a provider that fails to compile loses those nodes, with a warning."""
+    excluded = {k: set(v) for k, v in (exclude or {}).items()}
+    while True:
+        parts = partition(graph, providers, exclude=excluded)
+        try:
+            return _Emitter(graph, parts, providers, profiler).emit()
+        except BuildFailure as failure:
+            segment = failure.segment
+            if segment.provider is providers[-1]:
+                raise _not_implemented(failure) from failure.error
+            warnings.warn(
+                f"{segment.provider.name} failed to compile segment {segment.index} "
+                f"({len(segment.nodes)} nodes): {type(failure.error).__name__}: "
+                f"{failure.error}; those nodes fall back to the next provider",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            for node in segment.nodes:
+                excluded.setdefault(node.index, set()).add(segment.provider.name)
+
+
+def _not_implemented(failure: BuildFailure) -> Exception:
+    node = failure.segment.nodes[0]
+    error = failure.error
+    if isinstance(error, (NotImplemented, EPFail)):
+        return error
+    return NotImplemented(
+        f"cannot run node {node.label!r} (op {node.key}): {error}"
+    )
+
+
+class _Emitter:
+    """Writes the generated function for one plan."""
+
+    def __init__(
+        self, graph: Graph, parts: Partition, providers: Sequence[Provider], profiler: Any
+    ) -> None:
+        self.graph = graph
+        self.parts = parts
+        self.providers = providers
+        self.profiler = profiler
+        self.lines: list[str] = []
+        self.steps: dict[int, StepInfo] = {}
+        self.ns: dict[str, Any] = {}
+        self.var: dict[tuple[str, str], str] = {}  # (value, device) -> variable
+        self.home: dict[str, str] = {}  # value -> device it is produced on
+        self.owner: dict[str, Provider] = {}  # value -> provider that produced it
+        self.transfers: list[TransferInfo] = []
+        self.stats = TransferStats()
+        self.ns["_stats"] = self.stats
+        self.inputs = (*graph.inputs, *graph.outer_names)
+
+    # --- names ------------------------------------------------------------------------
+    def _fresh(self, prefix: str, obj: Any = None) -> str:
+        name = f"{prefix}{len(self.ns)}"
+        if obj is not None:
+            self.ns[name] = obj
+        return name
+
+    def _line(self, code: str, step: StepInfo | None = None) -> None:
+        self.lines.append("    " + code)
+        if step is not None:
+            self.steps[len(self.lines) + 1] = step  # +1: the "def" line comes first
+
+    # --- values -----------------------------------------------------------------------
+    def _value(self, name: str, device: str, segment: Segment | None) -> str:
+        """The variable holding ``name`` on ``device``, emitting a copy if needed."""
+        if not name:
+            return "None"
+        if (name, device) in self.var:
+            return self.var[(name, device)]
+        home = self.home[name]
+        source = self.var[(name, home)]
+        if device == HOST:
+            provider = self.owner[name]
+            self._copy(name, source, provider.to_host, home, device, segment)
+        else:
+            assert segment is not None, "only segments ask for values on a device"
+            host = self._value(name, HOST, segment)
+            self._copy(name, host, segment.provider.to_device, HOST, device, segment)
+        return self.var[(name, device)]
+
+    def _copy(
+        self,
+        name: str,
+        source: str,
+        fn: Callable[[Any], Any],
+        src: str,
+        dst: str,
+        seg: Segment | None,
+    ) -> None:
+        if name in self.graph.initializers and name not in self.graph.inputs:
+            array = fn(self.graph.initializers[name])  # uploaded once, at build time
+            self.var[(name, dst)] = self._fresh("c", array)
+            self.transfers.append(TransferInfo(name, src, dst, True, _nbytes(array)))
+            return
+        target = self._fresh("x")
+        fn_name = self._fresh("t", fn)
+        self.var[(name, dst)] = target
+        nbytes = _nbytes(self.graph.initializers.get(name))
+        self.transfers.append(TransferInfo(name, src, dst, False, nbytes))
+        info = StepInfo("transfer", seg, None, f"{name}: {src} -> {dst}")
+        self._line(f"{target} = {fn_name}({source}); _stats.record({target})", info)
+
+    # --- emission ---------------------------------------------------------------------
+    def emit(self) -> Plan:
+        for i, name in enumerate(self.inputs):
+            self.var[(name, HOST)] = f"a{i}"
+            self.home[name] = HOST
+        for name, array in self.graph.initializers.items():
+            if name not in self.var:
+                self.var[(name, HOST)] = self._fresh("c", array)
+                self.home[name] = HOST
+        for segment in self.parts.segments:
+            self._emit_segment(segment)
+        outs = [self._value(o, HOST, None) for o in self.graph.outputs]
+        self._line(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+        self._insert_deletes()
+        params = ", ".join(f"a{i}" for i in range(len(self.inputs)))
+        source = f"def run({params}):\n" + "\n".join(self.lines) + "\n"
+        return Plan(
+            self.graph, self.parts, self.inputs, source, self.ns, self.steps,
+            self.transfers, self.stats,
+        )
+
+    def _emit_segment(self, segment: Segment) -> None:
+        provider = segment.provider
+        try:
+            compiled = provider.compile(segment)
+        except Exception as exc:
+            raise BuildFailure(segment, exc) from exc
+        if compiled is None:
+            for node in segment.nodes:
+                self._emit_node(segment, node)
+            return
+        args = [self._value(x, provider.device, segment) for x in segment.inputs]
+        fn = self._fresh("s", compiled)
+        outs = [self._define(o, provider) for o in segment.outputs]
+        step = StepInfo("segment", segment, None, f"segment {segment.index}")
+        target = ", ".join(outs) + ("," if len(outs) == 1 else "")
+        call = f"{fn}({', '.join(args)})"
+        self._line(f"{target} = {self._timed(call, step)}" if outs else call, step)
+
+    def _emit_node(self, segment: Segment, node: Node) -> None:
+        provider = segment.provider
+        info = NodeInfo(_with_subgraphs(node, self.providers, self.profiler), segment.graph)
+        try:
+            fn = provider.bind(info)
+            kernel = provider.kernel_for(info)
+        except Exception as exc:
+            raise BuildFailure(segment, exc) from exc
+        host_inputs = kernel.host_inputs if kernel is not None else ()
+        args = [
+            self._value(x, HOST if i in host_inputs else provider.device, segment)
+            for i, x in enumerate(node.inputs)
+        ]
+        args += [self._value(x, provider.device, segment) for x in node.implicit_inputs]
+        name = self._fresh("k", fn)
+        step = StepInfo("node", segment, node, f"{node.label} ({node.op_type})")
+        call = self._timed(f"{name}({', '.join(args)})", step)
+        if not is_multi_output(node.key):
+            out = self._define(node.outputs[0], provider) if node.outputs[0] else "_"
+            self._line(f"{out} = {call}", step)
+            return
+        self._line(f"_r = {call}", step)
+        for i, out in enumerate(node.outputs):
+            if out:
+                self._line(f"{self._define(out, provider)} = _r[{i}]")
+
+    def _timed(self, call: str, step: StepInfo) -> str:
+        """Wrap a call so the profiler records it: ``timed(step, start, result, end)``."""
+        if self.profiler is None:
+            return call
+        self.ns.setdefault("_prof", self.profiler)
+        self.ns.setdefault("_now", time.perf_counter_ns)
+        step_name = self._fresh("p", step)
+        return f"_prof.timed({step_name}, _now(), {call}, _now())"
+
+    def _define(self, name: str, provider: Provider) -> str:
+        var = f"v{len(self.var)}"
+        self.var[(name, provider.device)] = var
+        self.home[name] = provider.device
+        self.owner[name] = provider
+        return var
+
+    def _insert_deletes(self) -> None:
+        """``del`` each variable after the line that last reads it (outputs excepted)."""
+        import re
+
+        word = re.compile(r"\b([avx]\d+)\b")
+        last: dict[str, int] = {}
+        for i, line in enumerate(self.lines):
+            for var in word.findall(line):
+                last[var] = i
+        by_line: dict[int, list[str]] = {}
+        for var, i in last.items():
+            if not self.lines[i].lstrip().startswith("return"):
+                by_line.setdefault(i, []).append(var)
+        out: list[str] = []
+        moved: dict[int, StepInfo] = {}
+        for i, line in enumerate(self.lines):
+            out.append(line)
+            if i + 2 in self.steps:
+                moved[len(out) + 1] = self.steps[i + 2]
+            if i in by_line:
+                out.append("    del " + ", ".join(sorted(by_line[i])))
+        self.lines = out
+        self.steps = moved
+
+
+def _nbytes(value: Any) -> int:
+    return int(getattr(value, "nbytes", 0)) if value is not None else 0
+
+
+def _with_subgraphs(node: Node, providers: Sequence[Provider], profiler: Any) -> Node:
+    """The node with each graph attribute replaced by its compiled :class:`SubgraphFunction`."""
+    if not any(isinstance(v, Graph) or _graphs(v) for v in node.attrs.values()):
+        return node
+    attrs = dict(node.attrs)
+    for key, value in node.attrs.items():
+        if isinstance(value, Graph):
+            attrs[key] = compile_subgraph(value, providers, profiler)
+        elif _graphs(value):
+            attrs[key] = tuple(compile_subgraph(g, providers, profiler) for g in value)
+    return dataclasses.replace(node, attrs=attrs)
+
+
+def _graphs(value: Any) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(isinstance(v, Graph) for v in value)
+
+
+def compile_subgraph(graph: Graph, providers: Sequence[Provider], profiler: Any) -> SubgraphFunction:
+    """Partition and compile a control-flow body with the session's providers."""
+    return SubgraphFunction(build_plan(graph, providers, profiler=None), len(graph.inputs))

@@ -1,0 +1,5 @@
+"""Imports every module of hand-written reference kernels so they register."""
+
+from __future__ import annotations
+
+from onnxep.reference import control_flow  # noqa: F401

@@ -1,0 +1,230 @@
+"""``InferenceSession``: onnxruntime's Python API over an onnxep plan."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxep.discovery import REFERENCE, ProviderSpec, resolve_providers
+from onnxep.errors import EPFail, Fail, InvalidArgument, NotImplemented, OnnxepError
+from onnxep.explain import Explanation
+from onnxep.feeds import check_feeds
+from onnxep.graph import Graph, graph_from_proto
+from onnxep.load import load_model
+from onnxep.metadata import ModelMetadata, NodeArg
+from onnxep.options import STRICT_KEY, RunOptions, SessionOptions
+from onnxep.plan import Plan, build_plan
+from onnxep.profiling import Profiler
+from onnxep.provider import Provider
+
+__all__ = ["InferenceSession"]
+
+
+class InferenceSession:
+    """Run an ONNX model on a priority list of providers, as ``onnxruntime.InferenceSession``."""
+
+    def __init__(
+        self,
+        path_or_bytes: Any,
+        sess_options: SessionOptions | None = None,
+        providers: Sequence[ProviderSpec] | None = None,
+        provider_options: Sequence[Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        start = time.perf_counter_ns()
+        self._options = sess_options or SessionOptions()
+        self._model, self._folder = load_model(path_or_bytes)
+        opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in self._model.opset_import}
+        self._graph: Graph = graph_from_proto(self._model.graph, opsets)
+        self._providers, notes = resolve_providers(providers, provider_options)
+        for note in notes:
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
+        threads = self._options.intra_op_num_threads or None
+        for provider in self._providers:
+            provider.configure(threads=threads)
+        self._profiler = (
+            Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
+        )
+        self._excluded: dict[int, set[str]] = {}
+        self._plan = self._build()
+        self._check_strict(providers)
+        initializers = self._graph.initializers
+        self._feedable = [n for n in self._graph.inputs if n not in initializers]
+        self._overridable = [n for n in self._graph.inputs if n in initializers]
+        if self._profiler is not None:
+            self._profiler.session_event("session_initialization", start, time.perf_counter_ns())
+
+    # --- building ---------------------------------------------------------------------
+    def _build(self) -> Plan:
+        return build_plan(
+            self._graph, self._providers, exclude=self._excluded, profiler=self._profiler
+        )
+
+    def _check_strict(self, requested: Sequence[ProviderSpec] | None) -> None:
+        if self._options._config.get(STRICT_KEY) != "1":
+            return
+        explicit = requested is not None and any(
+            isinstance(s, str) and s.lower() in ("reference", REFERENCE.lower(), "cpuexecutionprovider")
+            for s in requested
+        )
+        if explicit:
+            return
+        fallen = [
+            n for seg in self._plan.partition.segments if seg.provider.name == REFERENCE
+            for n in seg.nodes
+        ]
+        if fallen:
+            names = ", ".join(f"{n.label} ({n.op_type})" for n in fallen[:20])
+            more = f" and {len(fallen) - 20} more" if len(fallen) > 20 else ""
+            raise InvalidArgument(
+                f"{STRICT_KEY} is set but {len(fallen)} node(s) would fall back to the "
+                f"reference CPU path: {names}{more}"
+            )
+
+    # --- onnxruntime's getters --------------------------------------------------------
+    def get_inputs(self) -> list[NodeArg]:
+        """The inputs to feed (initializers excluded, as onnxruntime does)."""
+        return [NodeArg.of(n, self._graph.type_of(n)) for n in self._feedable]
+
+    def get_outputs(self) -> list[NodeArg]:
+        """The graph outputs."""
+        return [NodeArg.of(n, self._graph.type_of(n)) for n in self._graph.outputs]
+
+    def get_overridable_initializers(self) -> list[NodeArg]:
+        """Initializers that are also graph inputs, and so may be fed."""
+        return [NodeArg.of(n, self._graph.type_of(n)) for n in self._overridable]
+
+    def get_modelmeta(self) -> ModelMetadata:
+        """The model's metadata."""
+        return ModelMetadata.of(self._model)
+
+    def get_providers(self) -> list[str]:
+        """The providers this session really uses, in priority order (reference last)."""
+        return [p.name for p in self._providers]
+
+    def get_provider_options(self) -> dict[str, dict[str, str]]:
+        """Each provider's options, as strings (onnxruntime's convention)."""
+        return {p.name: {k: str(v) for k, v in p.options.items()} for p in self._providers}
+
+    def get_session_options(self) -> SessionOptions:
+        """The options this session was built with."""
+        return self._options
+
+    def get_profiling_start_time_ns(self) -> int:
+        """When profiling started, in ns (0 when profiling is off)."""
+        return self._profiler.origin_ns if self._profiler else 0
+
+    def end_profiling(self) -> str:
+        """Write the Chrome-trace profile and return its file name ('' if profiling is off)."""
+        if self._profiler is None:
+            return ""
+        return self._profiler.write()
+
+    # --- placement --------------------------------------------------------------------
+    @property
+    def plan(self) -> Plan:
+        """The current execution plan."""
+        return self._plan
+
+    def explain(self) -> Explanation:
+        """Where each node runs and why the others did not (print it, or ``.to_dict()``)."""
+        return Explanation(self._plan)
+
+    def assignment(self, node: int | str) -> str:
+        """The provider name a node (by position or name) was given."""
+        return self.explain().provider_of(node)
+
+    def get_provider_graph_assignment_info(self) -> list[Any]:
+        """onnxruntime's per-provider list of assigned nodes."""
+        return self.explain().assignment_info()
+
+    # --- running ----------------------------------------------------------------------
+    def run(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        run_options: RunOptions | None = None,
+    ) -> list[Any]:
+        """Run the model; ``output_names`` None or empty means all outputs."""
+        names = self._output_names(output_names)
+        feeds = check_feeds(
+            input_feed, self._feedable, self._overridable, self._graph.types
+        )
+        initializers = self._graph.initializers
+        args = [feeds[n] if n in feeds else initializers[n] for n in self._graph.inputs]
+        outputs = self._run_plan(args)
+        by_name = dict(zip(self._graph.outputs, outputs, strict=True))
+        return [_as_result(by_name[n]) for n in names]
+
+    def run_with_ort_values(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
+        """Not provided: onnxep has no OrtValue type; use ``run``."""
+        raise NotImplemented("run_with_ort_values: onnxep has no OrtValue; call run()")
+
+    def _output_names(self, output_names: Sequence[str] | None) -> list[str]:
+        if not output_names:
+            return list(self._graph.outputs)
+        if isinstance(output_names, str):
+            raise InvalidArgument(
+                f"output_names must be a list of names, got the string {output_names!r}"
+            )
+        for name in output_names:
+            if name not in self._graph.outputs:
+                raise InvalidArgument(
+                    f"Invalid output name: {name!r}; the model's outputs are "
+                    f"{list(self._graph.outputs)}"
+                )
+        return list(output_names)
+
+    def _run_plan(self, args: list[Any]) -> tuple[Any, ...]:
+        while True:
+            plan = self._plan
+            plan.stats.count = plan.stats.bytes = 0
+            start = time.perf_counter_ns()
+            try:
+                outputs = plan.run(*args)
+            except OnnxepError:
+                raise
+            except Exception as exc:
+                self._recover(plan, exc)
+                continue
+            if self._profiler is not None:
+                self._profiler.session_event("model_run", start, time.perf_counter_ns())
+            return outputs
+
+    def _recover(self, plan: Plan, exc: Exception) -> None:
+        """Move a failing provider's segment to the next provider, or raise ``Fail``."""
+        step = plan.failing_step(exc)
+        segment = step.segment if step is not None else None
+        if segment is None or segment.provider is self._providers[-1]:
+            where = f"node {step.node.label!r} ({step.node.op_type})" if step and step.node else "the model"
+            raise Fail(f"Non-zero status code returned while running {where}: "
+                       f"{type(exc).__name__}: {exc}") from exc
+        warnings.warn(
+            f"{segment.provider.name} failed while running segment {segment.index} "
+            f"({step.description}): {type(exc).__name__}: {exc}; rebuilding those "
+            f"{len(segment.nodes)} node(s) on the next provider",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        for node in segment.nodes:
+            self._excluded.setdefault(node.index, set()).add(segment.provider.name)
+        try:
+            self._plan = self._build()
+        except OnnxepError as err:
+            raise EPFail(f"could not rebuild after {segment.provider.name} failed: {err}") from exc
+
+    @property
+    def providers(self) -> list[Provider]:
+        """The provider instances, in priority order."""
+        return list(self._providers)
+
+
+def _as_result(value: Any) -> Any:
+    """Outputs as onnxruntime returns them: numpy arrays (0-d for scalars), lists, dicts."""
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    return value
