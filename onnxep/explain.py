@@ -22,10 +22,10 @@ class Explanation:
         self.partition = plan.partition
 
     def provider_of(self, node: int | str) -> str:
-        """The provider of a node given by position in the graph or by name."""
+        """The provider of a node given by position in the graph, name or label."""
         for seg in self.partition.segments:
             for n in seg.nodes:
-                if node in (n.index, n.name):
+                if node in (n.index, n.name, n.label):
                     return seg.provider.name
         raise KeyError(f"no node {node!r} in the graph")
 
@@ -104,7 +104,7 @@ class Explanation:
             "segments:",
         ]
         for seg in data["segments"]:
-            ops = ", ".join(f"{op}x{n}" if n > 1 else op for op, n in seg["op_types"].items())
+            ops = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in seg["op_types"].items())
             lines.append(
                 f"  [{seg['index']}] {seg['provider']} ({seg['device']}): "
                 f"{len(seg['nodes'])} nodes: {ops}"
@@ -133,12 +133,13 @@ def annotate_model(model: onnx.ModelProto, explanation: Explanation) -> onnx.Mod
     by_index = {
         n.index: seg.provider.name for seg in explanation.partition.segments for n in seg.nodes
     }
-    segment_of = {
-        n.index: seg.index for seg in explanation.partition.segments for n in seg.nodes
-    }
+    segment_of = {n.index: seg.index for seg in explanation.partition.segments for n in seg.nodes}
     for i, node in enumerate(annotated.graph.node):
         if i in by_index:
-            for key, value in (("onnxep.provider", by_index[i]), ("onnxep.segment", str(segment_of[i]))):
+            for key, value in (
+                ("onnxep.provider", by_index[i]),
+                ("onnxep.segment", str(segment_of[i])),
+            ):
                 prop = node.metadata_props.add()
                 prop.key, prop.value = key, value
     return annotated

@@ -1,0 +1,1 @@
+"""The ``onnxep`` command line."""
