@@ -78,14 +78,20 @@ def run(args: argparse.Namespace) -> int:
     print("\n| providers | session (ms) | run median (ms) | max abs err vs reference | ok |")
     print("|---|---:|---:|---:|---|")
     for name, created, median, err, good in [*rows, *ort_row]:
-        print(
-            f"| {name} | {created * 1e3:.1f} | {median * 1e3:.3f} | {err:.2e} | {'yes' if good else 'NO'} |"
-        )
+        verdict = "yes" if good else "NO"
+        print(f"| {name} | {created * 1e3:.1f} | {median * 1e3:.3f} | {err:.2e} | {verdict} |")
     top = int(np.argmax(expected[0][0])) if expected and np.asarray(expected[0]).ndim == 2 else None
     if top is not None:
         print(f"\nfirst image: class {top} with probability {expected[0][0][top]:.3f}")
     print("\nall providers agree with the reference path" if ok else "\nMISMATCH: see table")
     return 0 if ok else 1
+
+
+def _agreement(outputs: list[Any], expected: list[Any]) -> tuple[float, bool]:
+    """Max abs error over all outputs, and whether all are close (rtol 1e-3, atol 1e-5)."""
+    pairs = list(zip(outputs, expected, strict=True))
+    err = max(float(np.max(np.abs(o - e))) for o, e in pairs)
+    return err, all(np.allclose(o, e, rtol=1e-3, atol=1e-5) for o, e in pairs)
 
 
 def _print_providers() -> None:

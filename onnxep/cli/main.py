@@ -26,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from onnxep.cli import bench
     except ImportError as exc:  # the benchmark extra may be missing
-        unavailable = sub.add_parser("bench", help=f"(unavailable: {exc})")
-        unavailable.set_defaults(func=lambda _args: _fail(f"onnxep bench is unavailable: {exc}"))
+        reason = f"onnxep bench is unavailable: {exc}"
+        unavailable = sub.add_parser("bench", help=f"({reason})")
+        unavailable.set_defaults(func=lambda _args: _fail(reason))
     else:
         bench.add_parser(sub)
     return parser
