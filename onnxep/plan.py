@@ -100,15 +100,23 @@ class Plan:
 
 
 class SubgraphFunction:
-    """A compiled If/Loop/Scan body: ``f(*formal_inputs, *outer_values) -> outputs``."""
+    """A compiled If/Loop/Scan body: ``f(*formal_inputs, *outer_values) -> outputs``.
 
-    def __init__(self, plan: Plan, n_formal: int) -> None:
+    ``outer_values`` are the node's ``implicit_inputs``, in that order; ``pick`` selects the
+    ones this body reads (the branches of an If read different outer values).
+    """
+
+    def __init__(self, plan: Plan, n_formal: int, pick: tuple[int, ...] | None = None) -> None:
         self.plan = plan
         self.n_formal = n_formal
+        self.pick = pick
         self.run = plan.run
 
     def __call__(self, *args: Any) -> tuple[Any, ...]:
-        return self.run(*args)
+        if self.pick is None:
+            return self.run(*args)
+        outer = args[self.n_formal :]
+        return self.run(*args[: self.n_formal], *[outer[i] for i in self.pick])
 
 
 class BuildFailure(Exception):
@@ -346,11 +354,12 @@ def _with_subgraphs(node: Node, providers: Sequence[Provider], profiler: Any) ->
     if not any(isinstance(v, Graph) or _graphs(v) for v in node.attrs.values()):
         return node
     attrs = dict(node.attrs)
+    outer = node.implicit_inputs
     for key, value in node.attrs.items():
         if isinstance(value, Graph):
-            attrs[key] = compile_subgraph(value, providers, profiler)
+            attrs[key] = compile_subgraph(value, providers, profiler, outer)
         elif _graphs(value):
-            attrs[key] = tuple(compile_subgraph(g, providers, profiler) for g in value)
+            attrs[key] = tuple(compile_subgraph(g, providers, profiler, outer) for g in value)
     return dataclasses.replace(node, attrs=attrs)
 
 
@@ -358,6 +367,15 @@ def _graphs(value: Any) -> bool:
     return isinstance(value, tuple) and bool(value) and all(isinstance(v, Graph) for v in value)
 
 
-def compile_subgraph(graph: Graph, providers: Sequence[Provider], profiler: Any) -> SubgraphFunction:
-    """Partition and compile a control-flow body with the session's providers."""
-    return SubgraphFunction(build_plan(graph, providers, profiler=None), len(graph.inputs))
+def compile_subgraph(
+    graph: Graph, providers: Sequence[Provider], profiler: Any, outer: tuple[str, ...] = ()
+) -> SubgraphFunction:
+    """Partition and compile a control-flow body with the session's providers.
+
+    ``outer`` names the values the node passes after the formal inputs (its implicit inputs).
+    """
+    pick = None
+    if outer and graph.outer_names != outer:
+        pick = tuple(outer.index(name) for name in graph.outer_names)
+    plan = build_plan(graph, providers, profiler=None)
+    return SubgraphFunction(plan, len(graph.inputs), pick)
