@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 

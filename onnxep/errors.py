@@ -59,7 +59,7 @@ class InvalidGraph(OnnxepError):
     code = "INVALID_GRAPH"
 
 
-class NotImplemented(OnnxepError):  # noqa: A001 - onnxruntime's name, on purpose
+class NotImplemented(OnnxepError):
     """No provider, the reference path included, can run some node."""
 
     code = "NOT_IMPLEMENTED"
