@@ -26,10 +26,28 @@ class ReferenceProvider(Provider):
     version = "1"
 
     def kernel_for(self, info: NodeInfo) -> Kernel | None:
-        """A hand-written kernel when there is one, else onnx's reference op."""
-        return self.kernels.lookup(info.node.key) or onnx_kernel(info)
+        """A hand-written kernel that accepts the node, else onnx's reference op.
+
+        A hand-written kernel declines (by ``dtypes`` or ``check``) what it does not implement
+        exactly; such a node runs on onnx's op instead of running wrongly.
+        """
+        kernel = self.kernels.lookup(info.node.key)
+        if kernel is not None and Provider.supports(_Only(kernel), info):
+            return kernel
+        return onnx_kernel(info)
 
     def _missing_kernel_reason(self, info: NodeInfo) -> str:
         key = info.node.key
         where = key.domain or "ai.onnx"
         return f"no implementation of {key.op_type} (domain {where}, opset {key.since_version})"
+
+
+class _Only(Provider):
+    """A provider holding one kernel: reuses the base dtype/check logic of ``supports``."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        super().__init__()
+        self._kernel = kernel
+
+    def kernel_for(self, info: NodeInfo) -> Kernel | None:
+        return self._kernel
