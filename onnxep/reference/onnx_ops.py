@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun, RuntimeContextError
@@ -100,6 +101,8 @@ def _bind_onnx_op(info: NodeInfo) -> Callable[..., Any]:
     params = {**_RUN_PARAMS, "opsets": dict(info.graph.opsets)}
     op: OpRun = cls(info.node.proto, params)
     run = op.run
+    if _has_string_output(info):
+        run = _strings_as_objects(run)
     if is_multi_output(info.node.key):
         return run
 
@@ -107,3 +110,20 @@ def _bind_onnx_op(info: NodeInfo) -> Callable[..., Any]:
         return run(*args)[0]
 
     return single
+
+
+def _has_string_output(info: NodeInfo) -> bool:
+    outputs = info.node.outputs
+    return any(info.output_type(i).dtype == object for i in range(len(outputs)))
+
+
+def _strings_as_objects(run: Callable[..., Any]) -> Callable[..., Any]:
+    """onnx returns some string tensors as numpy unicode arrays; onnxruntime uses object."""
+
+    def wrapped(*args: Any) -> tuple[Any, ...]:
+        return tuple(
+            r.astype(object) if isinstance(r, np.ndarray) and r.dtype.kind == "U" else r
+            for r in run(*args)
+        )
+
+    return wrapped
