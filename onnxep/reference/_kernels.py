@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-from onnxep.reference import control_flow  # noqa: F401
+from onnxep.reference import (
+    control_flow,  # noqa: F401
+    deprecated_ops,  # noqa: F401
+)
