@@ -21,6 +21,7 @@ __all__ = [
     "entries",
     "get_all_providers",
     "get_available_providers",
+    "refresh",
     "register_provider",
     "resolve_providers",
 ]
@@ -115,12 +116,19 @@ def entries() -> dict[str, ProviderEntry]:
             dist = ep.dist.name if ep.dist is not None else "?"
             found.setdefault(ep.name, ProviderEntry(ep.name, ep.value, dist))
         if REFERENCE not in found:  # running from a source tree without an install
-            found[REFERENCE] = ProviderEntry(REFERENCE, "onnxep.reference:ReferenceProvider", "onnxep")
+            target = "onnxep.reference:ReferenceProvider"
+            found[REFERENCE] = ProviderEntry(REFERENCE, target, "onnxep")
         _entries_cache = found
     result = dict(_entries_cache)
     for name, cls in _registered.items():
         result[name] = ProviderEntry(name, "registered", "(register_provider)", cls)
     return result
+
+
+def refresh() -> None:
+    """Forget the entry points read so far (after installing a provider package)."""
+    global _entries_cache
+    _entries_cache = None
 
 
 def register_provider(cls: type[Provider]) -> type[Provider]:

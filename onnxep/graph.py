@@ -186,7 +186,9 @@ class NodeInfo:
         return len(self.node.inputs)
 
 
-def _attribute_value(attr: onnx.AttributeProto, opsets: Mapping[str, int]) -> Any:
+def _attribute_value(
+    attr: onnx.AttributeProto, opsets: Mapping[str, int], scope: Mapping[str, ValueType]
+) -> Any:
     kind = attr.type
     A = onnx.AttributeProto
     if kind == A.FLOAT:
@@ -198,7 +200,7 @@ def _attribute_value(attr: onnx.AttributeProto, opsets: Mapping[str, int]) -> An
     if kind == A.TENSOR:
         return numpy_helper.to_array(attr.t)
     if kind == A.GRAPH:
-        return graph_from_proto(attr.g, opsets, outer_scope=True)
+        return graph_from_proto(attr.g, opsets, outer_scope=True, outer_types=scope)
     if kind == A.FLOATS:
         return tuple(float(f) for f in attr.floats)
     if kind == A.INTS:
@@ -208,7 +210,9 @@ def _attribute_value(attr: onnx.AttributeProto, opsets: Mapping[str, int]) -> An
     if kind == A.TENSORS:
         return tuple(numpy_helper.to_array(t) for t in attr.tensors)
     if kind == A.GRAPHS:
-        return tuple(graph_from_proto(g, opsets, outer_scope=True) for g in attr.graphs)
+        return tuple(
+            graph_from_proto(g, opsets, outer_scope=True, outer_types=scope) for g in attr.graphs
+        )
     return onnx.helper.get_attribute_value(attr)  # sparse tensors, type protos
 
 
@@ -231,11 +235,16 @@ def _densify(sparse: onnx.SparseTensorProto) -> np.ndarray:
 
 
 def graph_from_proto(
-    proto: onnx.GraphProto, opsets: Mapping[str, int], *, outer_scope: bool = False
+    proto: onnx.GraphProto,
+    opsets: Mapping[str, int],
+    *,
+    outer_scope: bool = False,
+    outer_types: Mapping[str, ValueType] | None = None,
 ) -> Graph:
-    """Build a :class:`Graph`; ``outer_scope`` allows reads of enclosing-scope values."""
+    """Build a :class:`Graph`; ``outer_scope`` allows reads of enclosing-scope values,
+    whose types come from ``outer_types``."""
     initializers = _initializers(proto)
-    types: dict[str, ValueType] = {}
+    types: dict[str, ValueType] = dict(outer_types or {})
     for info in (*proto.input, *proto.value_info, *proto.output):
         types[info.name] = value_type(info.type)
     for name, array in initializers.items():
@@ -243,7 +252,7 @@ def graph_from_proto(
             name,
             ValueType("tensor", array.dtype, array.shape, None, _tensor_text(array.dtype)),
         )
-    nodes = [_node(i, n, opsets) for i, n in enumerate(proto.node)]
+    nodes = [_node(i, n, opsets, types) for i, n in enumerate(proto.node)]
     inputs = tuple(i.name for i in proto.input)
     known = set(inputs) | set(initializers)
     ordered = _topological(nodes, known, outer_scope)
@@ -268,14 +277,16 @@ def _tensor_text(dtype: np.dtype) -> str:
     return f"tensor({dtype_text(elem)})"
 
 
-def _node(index: int, proto: onnx.NodeProto, opsets: Mapping[str, int]) -> Node:
+def _node(
+    index: int, proto: onnx.NodeProto, opsets: Mapping[str, int], scope: Mapping[str, ValueType]
+) -> Node:
     domain = "" if proto.domain == "ai.onnx" else proto.domain
     if domain not in opsets:
         raise InvalidGraph(
             f"node {proto.name or proto.op_type!r} uses domain {domain or 'ai.onnx'!r}, "
             "which the model does not import (opset_import)"
         )
-    attrs = {a.name: _attribute_value(a, opsets) for a in proto.attribute}
+    attrs = {a.name: _attribute_value(a, opsets, scope) for a in proto.attribute}
     implicit: list[str] = []
     for value in attrs.values():
         for sub in value if isinstance(value, tuple) else (value,):
