@@ -7,6 +7,7 @@ inlined so every node is an op some provider can run.
 
 from __future__ import annotations
 
+import heapq
 import os
 import pathlib
 from typing import Any
@@ -37,6 +38,7 @@ def load_model(source: Any) -> tuple[onnx.ModelProto, pathlib.Path | None]:
                 "onnxep knows the folder they live in"
             )
         _load_external_data(model, folder)
+    _sort_nodes(model.graph)
     _check(model)
     if model.functions:
         model = onnx.inliner.inline_local_functions(model)
@@ -100,8 +102,7 @@ def _load_external_data(model: onnx.ModelProto, folder: pathlib.Path) -> None:
             )
         if not target.is_file():
             raise NoSuchFile(
-                f"tensor {tensor.name!r}: external data file {location!r} does not exist "
-                f"in {root}"
+                f"tensor {tensor.name!r}: external data file {location!r} does not exist in {root}"
             )
         size = target.stat().st_size
         end = (info.offset or 0) + (info.length or 0)
@@ -116,6 +117,54 @@ def _load_external_data(model: onnx.ModelProto, folder: pathlib.Path) -> None:
         tensor.raw_data = data
         del tensor.external_data[:]
         tensor.data_location = onnx.TensorProto.DEFAULT
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    """Every name a node reads, those read inside its subgraphs included."""
+    names = {x for x in node.input if x}
+    for attr in node.attribute:
+        for sub in (attr.g,) if attr.HasField("g") else attr.graphs:
+            for inner in sub.node:
+                names |= _reads(inner)
+    return names
+
+
+def _sort_nodes(graph: onnx.GraphProto) -> None:
+    """Put nodes in topological order, in place, keeping the given order where it is free.
+
+    onnxruntime runs graphs whose nodes are listed out of order; onnx's checker and shape
+    inference do not, so the loader sorts first. A cycle is left for the checker to report.
+    """
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in (attr.g,) if attr.HasField("g") else attr.graphs:
+                _sort_nodes(sub)
+    produced = {out: i for i, node in enumerate(graph.node) for out in node.output if out}
+    deps = [
+        {produced[x] for x in _reads(n) if x in produced} - {i} for i, n in enumerate(graph.node)
+    ]
+    if all(j < i for i, d in enumerate(deps) for j in d):
+        return
+    users: dict[int, list[int]] = {}
+    for i, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(i)
+    waiting = [len(d) for d in deps]
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for user in users.get(i, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) == len(deps):
+        nodes = [onnx.NodeProto() for _ in order]
+        for copy, i in zip(nodes, order):
+            copy.CopyFrom(graph.node[i])
+        del graph.node[:]
+        graph.node.extend(nodes)
 
 
 #: Checker complaints onnxruntime does not make either: the model still runs.
