@@ -179,6 +179,8 @@ def _check(model: onnx.ModelProto) -> None:
         if any(benign in first for benign in _BENIGN):
             return
         raise InvalidGraph(f"the model fails onnx.checker: {first}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidProtobuf(f"the model holds a string that is not valid UTF-8: {exc}") from exc
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
