@@ -171,16 +171,29 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
 _BENIGN = ("Field 'shape' of 'type' is required but missing",)
 
 
-def _check(model: onnx.ModelProto) -> None:
+def _check(model: onnx.ModelProto, *, retry: bool = True) -> None:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if any(benign in first for benign in _BENIGN):
+            if retry:  # the checker stopped there: check the rest on a copy without it
+                _check(_with_shapes(model), retry=False)
             return
         raise InvalidGraph(f"the model fails onnx.checker: {first}") from exc
     except UnicodeDecodeError as exc:
         raise InvalidProtobuf(f"the model holds a string that is not valid UTF-8: {exc}") from exc
+
+
+def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose graph inputs/outputs of unknown rank carry an (empty) shape field."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    graph = copy.graph
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        if info.type.HasField("tensor_type") and not info.type.tensor_type.HasField("shape"):
+            info.type.tensor_type.shape.SetInParent()
+    return copy
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
