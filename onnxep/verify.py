@@ -18,6 +18,7 @@ import numpy as np
 from onnxep.discovery import canonical_names, entries
 from onnxep.errors import InvalidArgument
 from onnxep.graph import NodeInfo, graph_from_proto
+from onnxep.load import load_model
 
 __all__ = ["OpResult", "compare_outputs", "node_cases", "verify_provider"]
 
@@ -107,11 +108,14 @@ def verify_provider(name: str, cases: Iterable[Any] | None = None) -> dict[str, 
 
 def _claims(provider: Any, model: Any, results: dict[str, OpResult], case: str) -> dict[str, str]:
     """Node label -> op type of the nodes the provider accepts; declines are recorded."""
-    opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
     try:
-        graph = graph_from_proto(model.graph, opsets)
+        loaded, _ = load_model(model)
+        opsets = {
+            ("" if o.domain == "ai.onnx" else o.domain): o.version for o in loaded.opset_import
+        }
+        graph = graph_from_proto(loaded.graph, opsets)
     except Exception:
-        return {}
+        return {}  # the session reports the problem for every provider alike
     claimed = {}
     for node in graph.nodes:
         support = provider.supports(NodeInfo(node, graph))
