@@ -181,8 +181,8 @@ def _check(model: onnx.ModelProto, *, retry: bool = True) -> None:
                 _check(_with_shapes(model), retry=False)
             return
         raise InvalidGraph(f"the model fails onnx.checker: {first}") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidProtobuf(f"the model holds a string that is not valid UTF-8: {exc}") from exc
+    except ValueError as exc:  # bytes python's protobuf took but onnx's C++ parser does not
+        raise InvalidProtobuf(f"the model is not a valid ONNX protobuf: {exc}") from exc
 
 
 def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
