@@ -51,7 +51,10 @@ _ORT_NAMES = {
 
 def dtype_text(elem_type: int) -> str:
     """onnxruntime's name for a tensor element type (``float``, ``int64``, ``float16``...)."""
-    name = onnx.TensorProto.DataType.Name(elem_type).lower()
+    try:
+        name = onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError as exc:
+        raise InvalidGraph(f"unknown tensor element type {elem_type}") from exc
     return {"string": "string", "bool": "bool"}.get(name, name)
 
 
@@ -61,7 +64,20 @@ def np_dtype(elem_type: int) -> np.dtype | None:
         return None
     if elem_type == onnx.TensorProto.STRING:
         return np.dtype(object)
-    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except KeyError as exc:
+        raise InvalidGraph(f"unknown tensor element type {elem_type}") from exc
+
+
+def _to_array(tensor: onnx.TensorProto) -> np.ndarray:
+    """A tensor's value; :class:`InvalidGraph` naming it when its data does not fit its type."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidGraph(
+            f"tensor {tensor.name!r} (dims {list(tensor.dims)}) cannot be read: {exc}"
+        ) from exc
 
 
 def value_type(proto: onnx.TypeProto) -> ValueType:
@@ -198,7 +214,7 @@ def _attribute_value(
     if kind == A.STRING:
         return attr.s.decode("utf-8", errors="replace")
     if kind == A.TENSOR:
-        return numpy_helper.to_array(attr.t)
+        return _to_array(attr.t)
     if kind == A.GRAPH:
         return graph_from_proto(attr.g, opsets, outer_scope=True, outer_types=scope)
     if kind == A.FLOATS:
@@ -208,7 +224,7 @@ def _attribute_value(
     if kind == A.STRINGS:
         return tuple(s.decode("utf-8", errors="replace") for s in attr.strings)
     if kind == A.TENSORS:
-        return tuple(numpy_helper.to_array(t) for t in attr.tensors)
+        return tuple(_to_array(t) for t in attr.tensors)
     if kind == A.GRAPHS:
         return tuple(
             graph_from_proto(g, opsets, outer_scope=True, outer_types=scope) for g in attr.graphs
@@ -217,15 +233,15 @@ def _attribute_value(
 
 
 def _initializers(proto: onnx.GraphProto) -> dict[str, Any]:
-    values: dict[str, Any] = {t.name: numpy_helper.to_array(t) for t in proto.initializer}
+    values: dict[str, Any] = {t.name: _to_array(t) for t in proto.initializer}
     for sparse in proto.sparse_initializer:
         values[sparse.values.name] = _densify(sparse)
     return values
 
 
 def _densify(sparse: onnx.SparseTensorProto) -> np.ndarray:
-    values = numpy_helper.to_array(sparse.values)
-    indices = numpy_helper.to_array(sparse.indices)
+    values = _to_array(sparse.values)
+    indices = _to_array(sparse.indices)
     dense = np.zeros(tuple(sparse.dims), dtype=values.dtype)
     if indices.ndim == 2:
         dense[tuple(indices.T)] = values

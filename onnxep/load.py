@@ -199,5 +199,5 @@ def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
-    except (onnx.shape_inference.InferenceError, RuntimeError):
+    except (onnx.shape_inference.InferenceError, RuntimeError, ValueError):
         return model  # types then come from the declarations and from run time
