@@ -316,3 +316,24 @@ def test_assignment_info_and_annotated_model():
     annotated = annotate_model(mixed_model(), session.explain())
     props = {n.name: {p.key: p.value for p in n.metadata_props} for n in annotated.graph.node}
     assert props["s"]["onnxep.provider"] == REF and props["y"]["onnxep.provider"] == FAKE
+
+
+def _light(name: str) -> pathlib.Path:
+    import onnx
+
+    return pathlib.Path(onnx.__file__).parent / "backend/test/data/light" / f"light_{name}.onnx"
+
+
+@pytest.mark.parametrize("name", ["squeezenet", "shufflenet"])
+def test_light_models_with_mixed_placement_match_reference(name):
+    path = str(_light(name))
+    reference = onnxep.InferenceSession(path, providers=["reference"])
+    (arg,) = reference.get_inputs()
+    x = np.random.default_rng(0).random(arg.shape).astype(np.float32)
+    (want,) = reference.run(None, {arg.name: x})
+    mixed = onnxep.InferenceSession(path, providers=[FAKE])
+    (got,) = mixed.run(None, {arg.name: x})
+    placed = mixed.explain().to_dict()["nodes_per_provider"]
+    assert placed[FAKE] > 10 and placed[REF] > 10  # really mixed
+    assert mixed.plan.stats.count > 0
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
