@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import os
 import pathlib
+import re
 from typing import Any
 
 import google.protobuf.message
@@ -198,6 +199,28 @@ def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
     except (onnx.shape_inference.InferenceError, RuntimeError, ValueError):
         return model  # types then come from the declarations and from run time
+    _forget_invented_symbols(inferred.graph, _symbols(model.graph))
+    return inferred
+
+
+_INVENTED = re.compile(r"unk__\d+")
+
+
+def _dims(graph: onnx.GraphProto) -> list[onnx.TensorShapeProto.Dimension]:
+    infos = (*graph.input, *graph.output, *graph.value_info)
+    tensors = [i.type.tensor_type for i in infos if i.type.HasField("tensor_type")]
+    return [dim for tensor in tensors for dim in tensor.shape.dim]
+
+
+def _symbols(graph: onnx.GraphProto) -> set[str]:
+    return {d.dim_param for d in _dims(graph) if d.dim_param}
+
+
+def _forget_invented_symbols(graph: onnx.GraphProto, original: set[str]) -> None:
+    """Dims shape inference named ``unk__N`` are unknown (None), as onnxruntime reports them."""
+    for dim in _dims(graph):
+        if _INVENTED.fullmatch(dim.dim_param) and dim.dim_param not in original:
+            dim.ClearField("dim_param")
