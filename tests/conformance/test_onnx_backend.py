@@ -1,0 +1,47 @@
+"""onnx's own backend test runner (``onnx.backend.test.BackendTest``) on ``onnxep.backend``.
+
+This runs the node cases a second time, through onnx's runner and the Backend API instead of
+``InferenceSession`` directly (it checks ``prepare``/``run`` and onnx's output comparison),
+plus the small model suites that ship with onnx (``simple``, ``pytorch-converted``,
+``pytorch-operator``). The whole module stays within a few seconds on two cores.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import onnx.backend.test
+import pytest
+
+import onnxep.backend
+
+from .known_failures import KNOWN_FAILURES
+
+# numpy's floating-point warnings on edge-case inputs (a NaN cast to uint8, 0/0) are not
+# conformance failures: onnxruntime computes those values silently, and the values are compared.
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # onnx's case generators overflow/divide by zero on purpose
+    backend_test = onnx.backend.test.BackendTest(onnxep.backend, __name__)
+
+# The "real" suite: full-size ResNet-50, VGG-19, DenseNet-121, Inception v1/v2, SqueezeNet,
+# ShuffleNet, AlexNet and ZFNet from onnx/backend/test/data/light; each takes from seconds to
+# a minute on the reference path, over the test budget. The benchmarks run them instead.
+backend_test.exclude(r"^test_(bvlc_alexnet|densenet121|inception_v1|inception_v2|resnet50)_")
+backend_test.exclude(r"^test_(shufflenet|squeezenet|vgg19|zfnet512)_")
+# Bernoulli draws random numbers: onnx's expected values cannot be matched (the generator
+# says so). test_node_cases.py checks their shape, dtype and 0/1 values instead.
+backend_test.exclude(r"^test_bernoulli")
+# onnx's runner compares a sequence output element by element through a recursion that
+# takes len() of each element, which fails on its 0-d first element (a runner bug; the
+# case passes in test_node_cases.py).
+backend_test.exclude(r"^test_loop16_seq_none_")
+# Gradient (ai.onnx.preview.training) needs automatic differentiation of the graph; neither
+# onnx's reference ops nor onnxruntime's inference build implement it.
+backend_test.exclude(r"^test_gradient_of_add")
+# Known failures of the default providers (known_failures.py, with reasons) fail here too.
+for _name in KNOWN_FAILURES:
+    backend_test.exclude(rf"^{_name}_(cpu|cuda)$")
+
+globals().update(backend_test.test_cases)
