@@ -196,3 +196,20 @@ def _padded(body: Any, index: int, pieces: list[Any], length: int) -> np.ndarray
         return stacked
     pad = np.zeros((length - stacked.shape[0], *stacked.shape[1:]), dtype=stacked.dtype)
     return np.concatenate([stacked, pad])
+
+
+@kernels.register("SequenceMap", versions=since_versions("SequenceMap"))
+def sequence_map(input_sequence: list[Any], *rest: Any, body: Any) -> tuple[list[Any], ...]:
+    """Apply ``body`` to each element; extra inputs are sequences (indexed) or tensors (shared).
+
+    Runs the body as a compiled plan, so bodies reading outer-scope values work too.
+    """
+    n_extra = body.n_formal - 1
+    extra = rest[:n_extra]
+    outer = rest[n_extra:]
+    results: list[list[Any]] = [[] for _ in body.plan.outputs]
+    for i, element in enumerate(input_sequence):
+        args = [x[i] if isinstance(x, list) else x for x in extra]
+        for acc, value in zip(results, body(element, *args, *outer)):
+            acc.append(value)
+    return tuple(results)

@@ -291,3 +291,55 @@ def test_if_inside_loop_reads_values_of_two_scopes() -> None:
         "bias": np.array([1.0, 2.0], np.float32),
     }
     _compare(_model(graph, 16), feeds)
+
+
+def test_sequence_map_body_reads_outer_value() -> None:
+    """Extra inputs: a sequence (indexed per element) and a tensor (shared); plus an outer one."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["x", "y"], ["s0"]),
+            helper.make_node("Add", ["s0", "bias"], ["s"]),
+            helper.make_node("Mul", ["s", "scale"], ["out"]),  # scale: from the main graph
+            helper.make_node("Shape", ["x"], ["shape"]),
+        ],
+        "map_body",
+        [
+            helper.make_tensor_value_info("x", F, ["n"]),
+            helper.make_tensor_value_info("y", F, ["n"]),
+            helper.make_tensor_value_info("bias", F, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("out", F, ["n"]),
+            helper.make_tensor_value_info("shape", I64, [1]),
+        ],
+    )
+    nodes = [
+        helper.make_node("SequenceConstruct", ["a", "b"], ["xs"]),
+        helper.make_node("SequenceConstruct", ["b", "a"], ["ys"]),
+        helper.make_node("SequenceMap", ["xs", "ys", "bias"], ["outs", "shapes"], body=body),
+        helper.make_node("ConcatFromSequence", ["outs"], ["cat"], axis=0),
+        helper.make_node("ConcatFromSequence", ["shapes"], ["dims"], axis=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "seqmap",
+        [
+            helper.make_tensor_value_info("a", F, [3]),
+            helper.make_tensor_value_info("b", F, [3]),
+            helper.make_tensor_value_info("bias", F, [1]),
+            helper.make_tensor_value_info("scale", F, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("cat", F, [6]),
+            helper.make_tensor_value_info("dims", I64, [2]),
+        ],
+    )
+    feeds = {
+        "a": np.array([1.0, 2.0, 3.0], np.float32),
+        "b": np.array([10.0, 20.0, 30.0], np.float32),
+        "bias": np.array([0.5], np.float32),
+        "scale": np.array([2.0], np.float32),
+    }
+    cat, dims = _compare(_model(graph, 17), feeds)
+    np.testing.assert_allclose(cat, np.array([23, 45, 67, 23, 45, 67], np.float32))
+    np.testing.assert_array_equal(dims, [3, 3])
