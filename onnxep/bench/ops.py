@@ -181,10 +181,11 @@ def _cell(
 
 
 def op_runners(providers: Sequence[str], config: BenchConfig) -> list[Runner]:
-    """Each onnxep provider alone, then onnxruntime (when installed) for context."""
+    """Each onnxep provider alone (the reference one always), then onnxruntime for context."""
     import importlib.util
 
-    runners = [onnxep_runner((p,), config.threads) for p in providers]
+    names = list(dict.fromkeys([*providers, REFERENCE]))
+    runners = [onnxep_runner((p,), config.threads) for p in names]
     if importlib.util.find_spec("onnxruntime") is not None:
         runners.append(ort_runner(config.threads))
     return runners
@@ -203,9 +204,11 @@ def run_ops(
     from onnxep.discovery import entries
 
     table = entries()
-    if REFERENCE not in providers:
-        providers = [*providers, REFERENCE]
-    device = {p: table[p].load().device for p in providers if table[p].load().device != "cpu"}
+    device = {}
+    for name in providers:
+        cls = table[name].load()
+        if cls is not None and cls.device != "cpu":
+            device[name] = cls.device
     unknown = [o for o in ops or () if o not in OP_CASES]
     if unknown:
         raise ValueError(f"unknown op(s) {unknown}; sweeps exist for {', '.join(OP_CASES)}")

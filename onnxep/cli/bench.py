@@ -48,50 +48,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated chains, '+' joins a chain: "
         "'reference,numba+cpp' (default: each available provider, and all)",
     )
-    parser.add_argument("--repeat", type=int, default=10, help="timed runs (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
-    parser.add_argument(
+    parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    timing = parser.add_argument_group("timing")
+    timing.add_argument("--repeat", type=int, default=10, help="timed runs (default 10)")
+    timing.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    timing.add_argument(
         "--ref-repeat",
         type=int,
         default=3,
         help="timed runs of the slow ReferenceEvaluator (default 3)",
     )
-    parser.add_argument(
+    timing.add_argument(
         "--budget",
         type=float,
         default=20.0,
         metavar="SECONDS",
         help="stop repeating after this long per measurement, keeping at least 3 runs (default 20)",
     )
-    parser.add_argument(
+    timing.add_argument(
         "--threads",
         type=int,
         default=_default_threads(),
         help="intra-op threads for onnxep and onnxruntime (default: usable cores)",
     )
-    parser.add_argument(
+    timing.add_argument(
         "--no-reference-evaluator", action="store_true", help="skip onnx's ReferenceEvaluator"
     )
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--markdown", metavar="PATH", help="also write the report to a file")
-    parser.add_argument("--plot", metavar="PATH", help="plot speed-ups (needs matplotlib)")
-    parser.add_argument("--ops", action="store_true", help="per-op sweeps across sizes/dtypes")
-    parser.add_argument(
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    output.add_argument("--markdown", metavar="PATH", help="also write the report to a file")
+    output.add_argument("--plot", metavar="PATH", help="plot speed-ups (needs matplotlib)")
+    ops = parser.add_argument_group("per-op sweeps")
+    ops.add_argument("--ops", action="store_true", help="sweep ops across sizes and dtypes")
+    ops.add_argument(
         "--op",
         action="append",
         dest="op_names",
         metavar="OP",
-        help="with --ops: only this op (repeatable)",
+        help="only this op (repeatable; default: all)",
     )
-    parser.add_argument("--sizes", type=_sizes, help="with --ops: sizes n for every op, '8,64'")
-    parser.add_argument(
+    ops.add_argument("--sizes", type=_sizes, help="sizes n for every op, e.g. '8,64'")
+    ops.add_argument(
         "--dtypes",
         type=_csv,
         default=["float32", "float64"],
-        help="with --ops: dtypes (default float32,float64)",
+        help="dtypes (default float32,float64)",
     )
-    parser.add_argument("--list", action="store_true", help="list the built-in models and exit")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -136,23 +139,43 @@ def _settings_markdown(s: dict[str, Any]) -> str:
     )
 
 
+def _check(args: argparse.Namespace) -> str | None:
+    """The first problem with the arguments, before anything is measured."""
+    import numpy as np
+
+    from onnxep.bench import report
+    from onnxep.bench.ops import OP_CASES
+
+    if args.repeat < 1 or args.warmup < 0 or args.ref_repeat < 1 or args.threads < 1:
+        return "--repeat, --ref-repeat and --threads must be >= 1, --warmup >= 0"
+    unknown = [o for o in args.op_names or () if o not in OP_CASES]
+    if unknown:
+        return f"unknown op(s) {unknown}; sweeps exist for {', '.join(OP_CASES)}"
+    for dtype in args.dtypes:
+        try:
+            np.dtype(dtype)
+        except TypeError:
+            return f"--dtypes: {dtype!r} is not a numpy dtype"
+    if args.plot:
+        try:
+            report.require_matplotlib()
+        except ImportError as exc:
+            return str(exc)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark the arguments describe; print the Markdown report."""
     from onnxep.bench import models as bench_models
-    from onnxep.bench import report
     from onnxep.bench.suite import parse_chains
     from onnxep.errors import OnnxepError
 
     if args.list:
         print("\n".join(bench_models.builtin_names()))
         return 0
-    if args.repeat < 1 or args.warmup < 0 or args.ref_repeat < 1 or args.threads < 1:
-        return _error("--repeat, --ref-repeat and --threads must be >= 1, --warmup >= 0")
-    if args.plot:
-        try:
-            report.require_matplotlib()
-        except ImportError as exc:
-            return _error(str(exc))
+    problem = _check(args)
+    if problem:
+        return _error(problem)
     try:
         chains, skipped = parse_chains(args.providers)
         models = bench_models.resolve_models(args.models) if args.models or not args.ops else []
@@ -162,40 +185,53 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(exc))
     if not chains:
         return _error(f"none of the requested providers is available: {skipped}")
-    return _measure(args, chains, skipped, models)
+    document, text = _measure(args, chains, skipped, models)
+    print(text)
+    _write_outputs(args, text, document)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from onnxep.bench.runner import BenchConfig
+
+    return BenchConfig(
+        repeat=args.repeat,
+        warmup=args.warmup,
+        ref_repeat=args.ref_repeat,
+        ref_warmup=0,
+        budget_s=args.budget,
+        threads=args.threads,
+        reference_evaluator=not args.no_reference_evaluator,
+    )
+
+
+def _steps(args: argparse.Namespace, chains: list, models: list, providers: list) -> int:
+    """How many measurements the progress output counts."""
+    from onnxep.bench.ops import OP_CASES, op_runners
+    from onnxep.bench.suite import runners_for
+
+    config = _config(args)
+    steps = sum(len(runners_for(m, chains, config)) for m in models)
+    if args.ops:
+        points = sum(len(args.sizes or OP_CASES[o].sizes) for o in args.op_names or OP_CASES)
+        steps += points * len(args.dtypes) * len(op_runners(providers, config))
+    return steps
 
 
 def _measure(
-    args: argparse.Namespace,
-    chains: list[tuple[str, ...]],
-    skipped: dict[str, str],
-    models: list[Any],
-) -> int:
+    args: argparse.Namespace, chains: list, skipped: dict[str, str], models: list
+) -> tuple[dict[str, Any], str]:
+    """Run everything asked for; return the JSON document and the Markdown report."""
     from onnxep.bench import ops_report, report
-    from onnxep.bench.ops import OP_CASES, run_ops
+    from onnxep.bench.ops import run_ops
     from onnxep.bench.progress import Progress
-    from onnxep.bench.runner import BenchConfig
-    from onnxep.bench.suite import run_models, runners_for
+    from onnxep.bench.suite import run_models
 
-    settings = _settings(args, chains)
-    config = BenchConfig(
-        args.repeat,
-        args.warmup,
-        args.ref_repeat,
-        0,
-        args.budget,
-        args.threads,
-        not args.no_reference_evaluator,
-    )
+    config, settings = _config(args), _settings(args, chains)
     providers = list(dict.fromkeys(p for chain in chains for p in chain))
-    ops = args.op_names or list(OP_CASES)
-    op_steps = 0
-    if args.ops:
-        points = sum(len(args.sizes or OP_CASES[o].sizes) for o in ops if o in OP_CASES)
-        op_steps = points * len(args.dtypes) * (len(providers) + 2)
-    model_steps = sum(len(runners_for(m, chains, config)) for m in models)
-    progress = Progress(model_steps + op_steps, quiet=args.quiet)
+    progress = Progress(_steps(args, chains, models, providers), quiet=args.quiet)
     machine = report.machine_info(args.threads)
+    document: dict[str, Any] = {"machine": machine, "settings": settings, "skipped": skipped}
     sections = [
         "# onnxep benchmark",
         "",
@@ -207,32 +243,27 @@ def _measure(
         sections.append(
             "\nSkipped providers: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
         )
-    document: dict[str, Any] = {"machine": machine, "settings": settings, "skipped": skipped}
-    records = run_models(models, chains, config, progress) if models else []
     if models:
-        document["models"] = records
-        sections += ["", report.models_markdown(records)]
+        document["models"] = run_models(models, chains, config, progress)
+        sections += ["", report.models_markdown(document["models"])]
     if args.ops:
-        try:
-            result = run_ops(
-                providers, config, ops=ops, sizes=args.sizes, dtypes=args.dtypes, progress=progress
-            )
-        except (ValueError, TypeError) as exc:
-            return _error(str(exc))
-        document["ops"] = result
+        document["ops"] = run_ops(
+            providers,
+            config,
+            ops=args.op_names,
+            sizes=args.sizes,
+            dtypes=args.dtypes,
+            progress=progress,
+        )
         unavailable = {**machine["providers_unavailable"], **skipped}
-        sections += ["", ops_report.ops_markdown(result, unavailable)]
-    text = "\n".join(sections) + "\n"
-    print(text)
-    _write_outputs(args, text, document, records)
-    return 0
+        sections += ["", ops_report.ops_markdown(document["ops"], unavailable)]
+    return document, "\n".join(sections) + "\n"
 
 
-def _write_outputs(
-    args: argparse.Namespace, text: str, document: dict[str, Any], records: list[dict[str, Any]]
-) -> None:
+def _write_outputs(args: argparse.Namespace, text: str, document: dict[str, Any]) -> None:
     from onnxep.bench import ops_report, report
 
+    records = document.get("models", [])
     if args.markdown:
         pathlib.Path(args.markdown).write_text(text)
     if args.json:
