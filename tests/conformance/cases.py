@@ -121,7 +121,7 @@ def _read(path: pathlib.Path) -> list[NodeCase] | None:
     try:
         with path.open("rb") as handle:
             version, rows = pickle.load(handle)  # our own cache file
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
+    except Exception:  # unreadable, truncated, or pickled by other numpy/ml_dtypes versions
         return None
     if version != _FORMAT:
         return None
