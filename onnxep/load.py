@@ -18,6 +18,7 @@ import onnx
 import onnx.checker
 import onnx.inliner
 import onnx.shape_inference
+from google.protobuf.descriptor import FieldDescriptor
 from onnx import external_data_helper
 
 from onnxep.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
@@ -32,6 +33,7 @@ def load_model(source: Any) -> tuple[onnx.ModelProto, pathlib.Path | None]:
     model, folder = _read(source)
     if not model.HasField("graph") or model.ir_version == 0:
         raise InvalidProtobuf("the data is not an ONNX model (no ir_version or no graph)")
+    _check_text(model)
     if _has_external_data(model):
         if folder is None:
             raise InvalidArgument(
@@ -78,6 +80,24 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
             f"{what} is not a valid ONNX protobuf ({len(data)} bytes): {exc}"
         ) from exc
     return model
+
+
+_TEXT_OR_NESTED = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE)
+
+
+def _check_text(message: google.protobuf.message.Message) -> None:
+    """Refuse string fields that are not UTF-8 (python's protobuf hands them over as bytes)."""
+    for field, value in message.ListFields():
+        if field.type not in _TEXT_OR_NESTED:
+            continue
+        single = isinstance(value, str | bytes | google.protobuf.message.Message)
+        for item in (value,) if single else value:
+            if isinstance(item, google.protobuf.message.Message):
+                _check_text(item)
+            elif isinstance(item, bytes):
+                raise InvalidProtobuf(
+                    f"{message.DESCRIPTOR.name}.{field.name} is not valid UTF-8: {item[:40]!r}"
+                )
 
 
 def _tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
