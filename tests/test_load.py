@@ -21,6 +21,11 @@ X = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
 W = np.array([[1.0, -2.0, 3.0], [0.5, 0.25, -4.0]], dtype=np.float32)
 
 
+def _session(source: Any) -> onnxep.InferenceSession:
+    """A session on the reference provider alone: these tests are about loading, not kernels."""
+    return onnxep.InferenceSession(source, providers=["ReferenceExecutionProvider"])
+
+
 def _io(name: str, shape: list[Any] | None = None, elem: int = TensorProto.FLOAT) -> Any:
     return helper.make_tensor_value_info(name, elem, [2, 3] if shape is None else shape)
 
@@ -39,8 +44,8 @@ def _add_w() -> onnx.ModelProto:
     return _model(nodes, initializer=[numpy_helper.from_array(W, "w")])
 
 
-def _run(source: Any, **kwargs: Any) -> np.ndarray:
-    session = onnxep.InferenceSession(source, **kwargs)
+def _run(source: Any) -> np.ndarray:
+    session = _session(source)
     return session.run(None, {"x": X})[0]
 
 
@@ -66,7 +71,7 @@ def test_loading_leaves_the_callers_proto_untouched() -> None:
 
 def test_other_sources_are_refused_with_invalid_argument() -> None:
     with pytest.raises(onnxep.InvalidArgument, match=r"path, bytes or onnx\.ModelProto"):
-        onnxep.InferenceSession(12345)
+        _session(12345)
 
 
 # --- checker and shape inference -------------------------------------------------------------
@@ -76,7 +81,7 @@ def test_checker_failure_is_invalid_graph_with_the_checkers_message() -> None:
         onnx.checker.check_model(model)
     first_line = str(checker.value).strip().splitlines()[0]
     with pytest.raises(onnxep.InvalidGraph) as ours:
-        onnxep.InferenceSession(model)
+        _session(model)
     assert first_line in str(ours.value)
     state = ort.capi.onnxruntime_pybind11_state
     with pytest.raises((state.Fail, state.InvalidGraph), match="Duplicate definition"):
@@ -92,7 +97,7 @@ def test_an_output_of_unknown_rank_is_tolerated_but_later_checker_findings_are_n
     bad = _model([helper.make_node("Frobnicate", ["x"], ["y"])])
     bad.graph.output[0].CopyFrom(unshaped)
     with pytest.raises(onnxep.InvalidGraph, match="Frobnicate"):
-        onnxep.InferenceSession(bad)
+        _session(bad)
 
 
 def test_shape_inference_types_intermediate_values() -> None:
@@ -102,7 +107,7 @@ def test_shape_inference_types_intermediate_values() -> None:
         helper.make_node("Cast", ["s"], ["s32"], to=TensorProto.FLOAT),
         helper.make_node("Add", ["x", "s32"], ["y"]),
     ]
-    graph = onnxep.InferenceSession(_model(nodes)).plan.graph
+    graph = _session(_model(nodes)).plan.graph
     assert graph.type_of("c").dtype == np.float64
     assert graph.type_of("c").shape == (2, 3)
     assert graph.type_of("s").shape == (1, 1)
@@ -113,7 +118,7 @@ def test_invented_symbols_of_shape_inference_are_unknown_dims() -> None:
     x = _io("x", ["batch", None])
     model = _model([helper.make_node("Relu", ["x"], ["y"])], inputs=[x])
     model.graph.output[0].CopyFrom(_io("y", [None, None]))
-    graph = onnxep.InferenceSession(model).plan.graph
+    graph = _session(model).plan.graph
     assert graph.type_of("y").shape == ("batch", None)
 
 
@@ -136,7 +141,7 @@ def _function_model() -> onnx.ModelProto:
 
 def test_model_local_function_used_twice_is_inlined_and_matches_onnxruntime() -> None:
     model = _function_model()
-    session = onnxep.InferenceSession(model)
+    session = _session(model)
     assert [n.op_type for n in session.plan.graph.nodes] == ["Add", "Mul", "Add", "Mul"]
     assert session.plan.graph.type_of("t").shape == (2, 3)
     feeds = {"x": X, "w": W}
@@ -199,7 +204,7 @@ def test_external_data_loads_from_the_models_path(external: pathlib.Path) -> Non
 def test_external_data_from_bytes_or_proto_asks_for_the_path(external: pathlib.Path) -> None:
     for source in (external.read_bytes(), onnx.load(external, load_external_data=False)):
         with pytest.raises(onnxep.InvalidArgument, match="load it from its path"):
-            onnxep.InferenceSession(source)
+            _session(source)
 
 
 @pytest.fixture
@@ -242,7 +247,7 @@ def test_locations_escaping_the_folder_are_refused_before_any_read(
         relocated = _relocated(external, location)
         opened.clear()
         with pytest.raises(onnxep.InvalidGraph) as err:
-            onnxep.InferenceSession(relocated)
+            _session(relocated)
         message = str(err.value)
         assert "'w'" in message and repr(location) in message, (kind, message)
         assert "outside the model's folder" in message, (kind, message)
@@ -259,7 +264,7 @@ def test_an_existing_file_outside_the_folder_is_refused_too(
         relocated = _relocated(external, location)
         opened.clear()
         with pytest.raises(onnxep.InvalidGraph, match="outside the model's folder"):
-            onnxep.InferenceSession(relocated)
+            _session(relocated)
         assert str(secret) not in opened
 
 
@@ -270,7 +275,7 @@ def test_a_symlink_that_stays_inside_the_folder_is_followed(external: pathlib.Pa
 
 def test_missing_external_file_is_no_such_file(external: pathlib.Path) -> None:
     with pytest.raises(onnxep.NoSuchFile, match=r"'w'.*'gone\.bin'"):
-        onnxep.InferenceSession(_relocated(external, "gone.bin"))
+        _session(_relocated(external, "gone.bin"))
 
 
 def test_external_data_shorter_than_its_offset_and_length_is_invalid_graph(
@@ -278,7 +283,7 @@ def test_external_data_shorter_than_its_offset_and_length_is_invalid_graph(
 ) -> None:
     relocated = _relocated(external, "weights.bin", offset="16", length=str(W.nbytes))
     with pytest.raises(onnxep.InvalidGraph, match=r"'w'.*offset\+length"):
-        onnxep.InferenceSession(relocated)
+        _session(relocated)
 
 
 def test_load_model_returns_the_folder_for_paths_only(external: pathlib.Path) -> None:
