@@ -22,16 +22,20 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any build failure leaves the provider off
-            print(f"onnxep: C++ provider not built ({exc}); it will report itself unavailable",
-                  file=sys.stderr)
+        except Exception as exc:
+            print(
+                f"onnxep: C++ provider not built ({exc}); it will report itself unavailable",
+                file=sys.stderr,
+            )
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
-            print(f"onnxep: building {ext.name} failed ({exc}); the C++ provider stays off",
-                  file=sys.stderr)
+        except Exception as exc:
+            print(
+                f"onnxep: building {ext.name} failed ({exc}); the C++ provider stays off",
+                file=sys.stderr,
+            )
 
 
 sources = sorted(glob("csrc/**/*.cpp", recursive=True))
@@ -43,7 +47,7 @@ ext_modules = (
             sources,
             include_dirs=["csrc/include"],
             cxx_std=17,
-            extra_compile_args=["-O3", *extra],
+            extra_compile_args=["-O3", "-fno-math-errno", *extra],
             extra_link_args=["-pthread"],
         )
     ]
