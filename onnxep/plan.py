@@ -245,7 +245,7 @@ class _Emitter:
             self.var[(name, HOST)] = f"a{i}"
             self.home[name] = HOST
         for name, array in self.graph.initializers.items():
-            if name not in self.var:
+            if (name, HOST) not in self.var:  # a fed (overridable) initializer stays an input
                 self.var[(name, HOST)] = self._fresh("c", array)
                 self.home[name] = HOST
         for segment in self.parts.segments:
