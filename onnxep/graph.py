@@ -190,11 +190,15 @@ class NodeInfo:
         return self.input_type(i).shape
 
     def constant(self, i: int) -> np.ndarray | None:
-        """The value of input ``i`` when it is an initializer, else None."""
+        """The value of input ``i`` when it is an initializer that cannot be fed, else None.
+
+        An initializer that is also a graph input may be overridden at run time, so it is
+        not a constant (onnxruntime's rule).
+        """
         names = self.node.inputs
-        if i < len(names) and names[i] in self.graph.initializers:
-            return self.graph.initializers[names[i]]
-        return None
+        if i >= len(names) or names[i] in self.graph.inputs:
+            return None
+        return self.graph.initializers.get(names[i])
 
     @property
     def n_inputs(self) -> int:
