@@ -203,10 +203,11 @@ def resolve_providers(
         for provider in _instantiate(spec, opts, notes, explicit=True):
             if provider.name not in {p.name for p in chosen}:
                 chosen.append(provider)
+    requested = [p for p in chosen if p.name == REFERENCE]  # keeps its options
     chosen = [p for p in chosen if p.name != REFERENCE]
     reference_cls = entries()[REFERENCE].load()
     assert reference_cls is not None, "the reference provider always imports"
-    chosen.append(reference_cls())
+    chosen.append(requested[0] if requested else reference_cls())
     return chosen, notes
 
 
