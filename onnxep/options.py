@@ -35,7 +35,7 @@ class SessionOptions:
         self.intra_op_num_threads = 0
         self.inter_op_num_threads = 0
         self.execution_mode = ExecutionMode.ORT_SEQUENTIAL
-        self.log_severity_level = 2
+        self.log_severity_level = -1  # onnxruntime: -1 = the default level (warning)
         self.log_verbosity_level = 0
         self.logid = ""
         self.enable_profiling = False
@@ -77,7 +77,7 @@ class RunOptions:
     """Per-run options, with onnxruntime's attribute names."""
 
     def __init__(self) -> None:
-        self.log_severity_level = 2
+        self.log_severity_level = -1  # onnxruntime: -1 = the default level (warning)
         self.log_verbosity_level = 0
         self.logid = ""
         self.run_tag = ""
