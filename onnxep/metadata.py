@@ -10,6 +10,9 @@ from onnxep.graph import ValueType
 
 __all__ = ["ModelMetadata", "NodeArg"]
 
+#: onnxruntime reports a model without ``model_version`` as version INT64_MAX.
+_UNSET_VERSION = 2**63 - 1
+
 
 @dataclasses.dataclass(frozen=True)
 class NodeArg:
@@ -49,6 +52,6 @@ class ModelMetadata:
             model.domain,
             model.doc_string,
             model.graph.doc_string,
-            model.model_version,
+            model.model_version if model.HasField("model_version") else _UNSET_VERSION,
             {p.key: p.value for p in model.metadata_props},
         )
