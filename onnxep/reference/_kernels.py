@@ -4,5 +4,12 @@ from __future__ import annotations
 
 from onnxep.reference import (
     control_flow,  # noqa: F401
+    conv_ops,  # noqa: F401
     deprecated_ops,  # noqa: F401
+    index_ops,  # noqa: F401
+    math_ops,  # noqa: F401
+    nn_ops,  # noqa: F401
+    pool_ops,  # noqa: F401
+    reduce_ops,  # noqa: F401
+    tensor_ops,  # noqa: F401
 )

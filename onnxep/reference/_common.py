@@ -1,0 +1,117 @@
+"""Shared pieces of the hand-written reference kernels: dtype groups and support checks.
+
+A check receives the node's :class:`~onnxep.graph.NodeInfo` and returns ``None`` to accept
+it or a reason to decline it; a declined node runs on onnx's own reference op instead.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Collection
+from typing import Any
+
+import numpy as np
+
+from onnxep.graph import NodeInfo
+
+__all__ = [
+    "ALL",
+    "BOOL",
+    "FLOATS",
+    "INTS",
+    "NUMERIC",
+    "SIGNED",
+    "UNSIGNED",
+    "all_checks",
+    "attr_in",
+    "dtype_name",
+    "factory",
+    "input_dtypes",
+    "quiet",
+]
+
+FLOATS = ("float16", "float32", "float64")
+SIGNED = ("int8", "int16", "int32", "int64")
+UNSIGNED = ("uint8", "uint16", "uint32", "uint64")
+INTS = SIGNED + UNSIGNED
+NUMERIC = FLOATS + INTS
+BOOL = ("bool",)
+#: Every dtype whose numpy semantics are plain: numbers and bool (no strings, no float8).
+ALL = NUMERIC + BOOL
+
+Check = Callable[[NodeInfo], "str | None"]
+
+
+def dtype_name(info: NodeInfo, i: int) -> str | None:
+    """The numpy dtype name of input ``i`` (``None`` when missing or unknown)."""
+    dtype = info.input_type(i).dtype
+    return None if dtype is None else dtype.name
+
+
+def input_dtypes(**allowed: Collection[str]) -> Check:
+    """A check on named positions: ``input_dtypes(i0=FLOATS, i1=INTS)``; absent inputs pass."""
+    table = {int(k[1:]): frozenset(v) for k, v in allowed.items()}
+
+    def check(info: NodeInfo) -> str | None:
+        for i, names in table.items():
+            if i >= info.n_inputs or not info.node.inputs[i]:
+                continue
+            name = dtype_name(info, i)
+            if name not in names:
+                return f"input {i} is {name}; kernel takes {', '.join(sorted(names))}"
+        return None
+
+    return check
+
+
+def attr_in(name: str, allowed: Collection[Any], default: Any) -> Check:
+    """A check that attribute ``name`` (``default`` when absent) is one of ``allowed``."""
+
+    def check(info: NodeInfo) -> str | None:
+        value = info.attrs.get(name, default)
+        if value not in allowed:
+            return f"{name}={value!r} is not implemented (takes {sorted(allowed)})"
+        return None
+
+    return check
+
+
+def all_checks(*checks: Check) -> Check:
+    """A check that runs ``checks`` in order and returns the first refusal."""
+
+    def check(info: NodeInfo) -> str | None:
+        for c in checks:
+            reason = c(info)
+            if reason:
+                return reason
+        return None
+
+    return check
+
+
+def factory(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[[NodeInfo], Any]]:
+    """Declare a kernel factory ``fn(info, attrs)``; ``attrs`` has ``defaults`` filled in.
+
+    The defaults are kept on the factory (``.defaults``), where the schema test reads them.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[[NodeInfo], Any]:
+        @functools.wraps(fn)
+        def build(info: NodeInfo) -> Any:
+            return fn(info, {**defaults, **info.attrs})
+
+        build.defaults = defaults  # type: ignore[attr-defined]
+        return build
+
+    return decorate
+
+
+def quiet(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` with numpy's floating-point warnings off (inf/nan results are IEEE, as ORT)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return run

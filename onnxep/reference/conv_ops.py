@@ -1,0 +1,249 @@
+"""Conv and ConvTranspose in 1-D, 2-D and 3-D: im2col into one contiguous buffer, then one
+float BLAS matmul per group.
+
+- 1x1 convolutions skip im2col (a strided subsample at most, then a matmul);
+- depthwise convolutions (one input channel per group) accumulate over kernel positions
+  instead of running thousands of tiny matmuls;
+- float16 runs in float32 and is rounded once at the end (onnxruntime's CPU path does too).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from onnxep.reference._common import FLOATS, attr_in
+from onnxep.reference._registry import kernels
+
+__all__ = ["conv_geometry", "padded"]
+
+_AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def conv_geometry(
+    in_shape: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[int] | None,
+    auto_pad: str,
+) -> tuple[list[int], list[int], list[int]]:
+    """Output spatial shape and begin/end pads of a convolution (ONNX Conv rules)."""
+    nd = len(in_shape)
+    begin, end, out = [], [], []
+    for i in range(nd):
+        extent = (kernel[i] - 1) * dilations[i] + 1
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            o = -(-in_shape[i] // strides[i])
+            total = max((o - 1) * strides[i] + extent - in_shape[i], 0)
+            b = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+            e = total - b
+        elif auto_pad == "VALID":
+            b = e = 0
+        else:
+            b, e = (pads[i], pads[i + nd]) if pads else (0, 0)
+        begin.append(b)
+        end.append(e)
+        out.append((in_shape[i] + b + e - extent) // strides[i] + 1)
+    return out, begin, end
+
+
+def padded(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: Any = 0) -> np.ndarray:
+    """``x`` with spatial dims (2...) padded by ``value``; ``x`` itself when nothing to pad.
+
+    Negative pads crop.
+    """
+    if not any(begin) and not any(end):
+        return x
+    crop = tuple(slice(max(-b, 0), n - max(-e, 0)) for b, e, n in zip(begin, end, x.shape[2:]))
+    x = x[(slice(None), slice(None), *crop)]
+    begin = [max(b, 0) for b in begin]
+    shape = [n + b + max(e, 0) for n, b, e in zip(x.shape[2:], begin, end)]
+    out = np.full((*x.shape[:2], *shape), value, dtype=x.dtype)
+    out[(slice(None), slice(None), *(slice(b, b + n) for b, n in zip(begin, x.shape[2:])))] = x
+    return out
+
+
+def _im2col(
+    xp: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dil: Sequence[int],
+    out: Sequence[int],
+) -> np.ndarray:
+    """Patches of ``xp`` (N, C, *S) as a contiguous (N, C, *kernel, *out) array."""
+    nd = len(kernel)
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    view = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
+    steps = [slice(0, s * (o - 1) + 1, s) for s, o in zip(strides, out)]
+    view = view[(slice(None), slice(None), *steps, *(slice(None, None, d) for d in dil))]
+    perm = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
+    return np.ascontiguousarray(view.transpose(perm))
+
+
+def _depthwise(
+    xp: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int], out: Sequence[int]
+) -> np.ndarray:
+    """One input channel per output channel: accumulate kernel positions elementwise."""
+    n, c = xp.shape[:2]
+    nd = len(out)
+    y = np.zeros((n, c, *out), dtype=xp.dtype)
+    tmp = np.empty_like(y)
+    for pos in np.ndindex(*w.shape[2:]):
+        taps = [
+            slice(p * d, p * d + s * (o - 1) + 1, s) for p, d, s, o in zip(pos, dil, strides, out)
+        ]
+        window = (slice(None), slice(None), *taps)
+        scale = w[(slice(None), 0, *pos)].reshape((1, c) + (1,) * nd)
+        np.multiply(xp[window], scale, out=tmp)
+        y += tmp
+    return y
+
+
+def _conv_float(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, group: int,
+    strides: Sequence[int], dil: Sequence[int], begin: Sequence[int], end: Sequence[int],
+    out: Sequence[int],
+) -> np.ndarray:  # fmt: skip
+    n, c = x.shape[:2]
+    m, cg = w.shape[:2]
+    kernel = w.shape[2:]
+    nd = len(kernel)
+    xp = padded(x, begin, end)
+    if cg == 1 and m == c == group and nd > 0:
+        y = _depthwise(xp, w, strides, dil, out)
+    else:
+        if all(k == 1 for k in kernel):
+            window = tuple(slice(0, s * (o - 1) + 1, s) for s, o in zip(strides, out))
+            cols = xp[(slice(None), slice(None), *window)]
+        else:
+            cols = _im2col(xp, kernel, strides, dil, out)
+        length = math.prod(out)
+        cols = cols.reshape(n, group, cg * math.prod(kernel), length)
+        wm = w.reshape(group, m // group, cg * math.prod(kernel))
+        y = np.matmul(wm, cols).reshape(n, m, *out)
+    if b is not None:
+        y += b.reshape((1, m) + (1,) * nd)
+    return y
+
+
+def _float_dtype(x: np.ndarray) -> np.dtype:
+    return np.dtype(np.float32) if x.dtype == np.float16 else x.dtype
+
+
+@kernels.register(
+    "Conv", versions=(1, 11, 22), dtypes=FLOATS, check=attr_in("auto_pad", _AUTO_PADS, "NOTSET")
+)
+def conv(
+    X: Any,
+    W: Any,
+    B: Any = None,
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+) -> Any:
+    """N-D convolution (cross-correlation) with groups, dilations, strides and pads."""
+    X, W = np.asarray(X), np.asarray(W)
+    nd = X.ndim - 2
+    strides = strides or (1,) * nd
+    dilations = dilations or (1,) * nd
+    out, begin, end = conv_geometry(X.shape[2:], W.shape[2:], strides, dilations, pads, auto_pad)
+    dtype = _float_dtype(X)
+    y = _conv_float(
+        X.astype(dtype, copy=False), W.astype(dtype, copy=False),
+        None if B is None else np.asarray(B).astype(dtype, copy=False),
+        group, strides, dilations, begin, end, out,
+    )  # fmt: skip
+    return y.astype(X.dtype, copy=False)
+
+
+def _transpose_geometry(
+    in_shape: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+    dil: Sequence[int], output_padding: Sequence[int], output_shape: Sequence[int] | None,
+    pads: Sequence[int] | None, auto_pad: str,
+) -> tuple[list[int], list[int]]:  # fmt: skip
+    """Output spatial shape and begin pads of a ConvTranspose (ONNX ConvTranspose rules)."""
+    nd = len(in_shape)
+    out, begin = [], []
+    for i in range(nd):
+        full = strides[i] * (in_shape[i] - 1) + output_padding[i] + (kernel[i] - 1) * dil[i] + 1
+        if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            o = output_shape[-nd + i] if output_shape is not None else in_shape[i] * strides[i]
+            total = full - o
+            b = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        elif auto_pad == "VALID" or not pads:
+            b, o = 0, full
+        else:
+            b, o = pads[i], full - pads[i] - pads[i + nd]
+        out.append(o)
+        begin.append(b)
+    return out, begin
+
+
+@kernels.register(
+    "ConvTranspose",
+    versions=(1, 11, 22),
+    dtypes=FLOATS,
+    check=attr_in("auto_pad", _AUTO_PADS, "NOTSET"),
+)
+def conv_transpose(
+    X: Any,
+    W: Any,
+    B: Any = None,
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    output_padding: Sequence[int] | None = None,
+    output_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+) -> Any:
+    """N-D transposed convolution: one matmul per group, then col2im by kernel position."""
+    X, W = np.asarray(X), np.asarray(W)
+    dtype = _float_dtype(X)
+    x, w = X.astype(dtype, copy=False), W.astype(dtype, copy=False)
+    n, c = x.shape[:2]
+    kernel, in_shape = w.shape[2:], x.shape[2:]
+    nd = len(kernel)
+    strides, dilations = strides or (1,) * nd, dilations or (1,) * nd
+    out, begin = _transpose_geometry(
+        in_shape, kernel, strides, dilations, output_padding or (0,) * nd,
+        output_shape, pads, auto_pad,
+    )  # fmt: skip
+    mg = w.shape[1]
+    wt = w.reshape(group, c // group, mg * math.prod(kernel)).transpose(0, 2, 1)
+    cols = np.matmul(wt, x.reshape(n, group, c // group, math.prod(in_shape)))
+    cols = cols.reshape(n, group * mg, *kernel, *in_shape)
+    y = np.zeros((n, group * mg, *out), dtype=dtype)
+    for pos in np.ndindex(*kernel):
+        _scatter_add(y, cols[(slice(None), slice(None), *pos)], pos, begin, strides, dilations)
+    if B is not None:
+        y += np.asarray(B).astype(dtype, copy=False).reshape((1, -1) + (1,) * nd)
+    return y.astype(X.dtype, copy=False)
+
+
+def _scatter_add(
+    y: np.ndarray, src: np.ndarray, pos: Sequence[int], begin: Sequence[int],
+    strides: Sequence[int], dil: Sequence[int],
+) -> None:  # fmt: skip
+    """y[..., p*d + s*i - begin] += src[..., i] for the i that land inside y."""
+    dst_index, src_index = [slice(None), slice(None)], [slice(None), slice(None)]
+    for p, b, s, d, size, n in zip(pos, begin, strides, dil, y.shape[2:], src.shape[2:]):
+        offset = p * d - b  # output coordinate of input index 0
+        first = max(0, -(offset // s))  # smallest i with offset + s*i >= 0
+        last = min(n - 1, (size - 1 - offset) // s) if size - 1 - offset >= 0 else -1
+        if last < first:
+            return
+        src_index.append(slice(first, last + 1))
+        dst_index.append(slice(offset + s * first, offset + s * last + 1, s))
+    y[tuple(dst_index)] += src[tuple(src_index)]

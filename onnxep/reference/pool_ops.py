@@ -1,0 +1,253 @@
+"""Pooling: MaxPool (with its Indices output), AveragePool, LpPool and their Global forms.
+
+Every kernel position is one vectorised numpy operation over all output pixels (no Python
+loop over outputs). Windows follow onnxruntime's rules: the last window starts inside the
+input or its begin padding (``ceil_mode``), padding never wins a max, and the average divides
+by the taps inside the input (``count_include_pad=0``) or inside input and explicit pads (1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxep.graph import NodeInfo
+from onnxep.reference._common import FLOATS, factory
+from onnxep.reference._registry import kernels
+from onnxep.reference.conv_ops import padded
+
+__all__: list[str] = []
+
+_POOL_DEFAULTS: dict[str, Any] = {
+    "auto_pad": "NOTSET",
+    "ceil_mode": 0,
+    "dilations": None,
+    "pads": None,
+    "strides": None,
+}
+
+
+def _check(info: NodeInfo) -> str | None:
+    auto_pad = info.attrs.get("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        return f"auto_pad={auto_pad!r} is not implemented"
+    dilated = any(d != 1 for d in info.attrs.get("dilations") or ())
+    if auto_pad != "NOTSET" and (info.attrs.get("ceil_mode") or dilated):
+        return "auto_pad with ceil_mode or dilations is left to onnx (ambiguous in the spec)"
+    return None
+
+
+def _geometry(
+    in_shape: Sequence[int], kernel: Sequence[int], a: dict[str, Any]
+) -> tuple[list[int], list[int], list[int]]:
+    """Output shape, begin pads and explicit end pads of a pooling (onnxruntime's rules)."""
+    nd = len(in_shape)
+    strides = a["strides"] or (1,) * nd
+    dil = a["dilations"] or (1,) * nd
+    pads = a["pads"] or (0,) * (2 * nd)
+    out, begin, end = [], [], []
+    for i in range(nd):
+        extent = (kernel[i] - 1) * dil[i] + 1
+        size, s = in_shape[i], strides[i]
+        if a["auto_pad"] in ("SAME_UPPER", "SAME_LOWER"):
+            total = max((-(-size // s) - 1) * s + kernel[i] - size, 0)
+            b = total // 2 if a["auto_pad"] == "SAME_UPPER" else total - total // 2
+            e = total - b
+        elif a["auto_pad"] == "VALID":
+            b = e = 0
+        else:
+            b, e = pads[i], pads[i + nd]
+        span = size + b + e - extent
+        o = -(-span // s) + 1 if a["ceil_mode"] else span // s + 1
+        if a["ceil_mode"] and (o - 1) * s >= size + b:
+            o -= 1  # the last window would start in the end padding
+        out.append(max(o, 0))
+        begin.append(b)
+        end.append(e)
+    return out, begin, end
+
+
+def _windows(xp: np.ndarray, kernel: Sequence[int], a: dict[str, Any], out: Sequence[int]) -> Any:
+    """(tap, view) for each kernel position: the strided view of ``xp`` it reads."""
+    nd = len(kernel)
+    strides = a["strides"] or (1,) * nd
+    dil = a["dilations"] or (1,) * nd
+    for pos in np.ndindex(*kernel):
+        index = tuple(
+            slice(p * d, p * d + s * (o - 1) + 1, s) for p, d, s, o in zip(pos, dil, strides, out)
+        )
+        yield pos, xp[(slice(None), slice(None), *index)]
+
+
+def _pad_for(x: np.ndarray, kernel: Sequence[int], a: dict[str, Any], value: Any) -> Any:
+    """The input padded so that every window of every output fits, plus the geometry."""
+    out, begin, end = _geometry(x.shape[2:], kernel, a)
+    nd = len(kernel)
+    strides = a["strides"] or (1,) * nd
+    dil = a["dilations"] or (1,) * nd
+    need = [
+        max((o - 1) * s + (k - 1) * d + 1 - b - n, 0)
+        for o, s, k, d, b, n in zip(out, strides, kernel, dil, begin, x.shape[2:])
+    ]
+    return padded(x, begin, need, value), out, begin, end
+
+
+def _lowest(dtype: np.dtype) -> Any:
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def _max_pool(x: Any, kernel: Sequence[int], a: dict[str, Any], indices: bool) -> Any:
+    x = np.asarray(x)
+    xp, out, begin, _ = _pad_for(x, kernel, a, _lowest(x.dtype))
+    y = tap = None
+    for i, (_, view) in enumerate(_windows(xp, kernel, a, out)):
+        if y is None:
+            y = view.copy()
+            tap = np.zeros(y.shape, dtype=np.int64) if indices else None
+            continue
+        if indices:
+            better = view > y
+            tap[better] = i
+        np.maximum(y, view, out=y)
+    if y is None:  # empty kernel: nothing to pool
+        y = np.full((*x.shape[:2], *out), _lowest(x.dtype), dtype=x.dtype)
+    if not indices:
+        return y
+    return y, _flat_indices(tap, x.shape, kernel, begin, a)
+
+
+def _flat_indices(
+    tap: np.ndarray, shape: Sequence[int], kernel: Sequence[int], begin: Sequence[int],
+    a: dict[str, Any],
+) -> np.ndarray:  # fmt: skip
+    """Flat input index of each max from the kernel tap that won (row or column major)."""
+    nd = len(kernel)
+    strides = a["strides"] or (1,) * nd
+    dil = a["dilations"] or (1,) * nd
+    taps = np.unravel_index(tap, kernel) if nd else ()
+    spatial = shape[2:]
+    order = range(nd) if not a.get("storage_order") else range(nd - 1, -1, -1)
+    flat = np.zeros(tap.shape, dtype=np.int64)
+    for i in order:
+        grid = np.arange(tap.shape[2 + i], dtype=np.int64) * strides[i] - begin[i]
+        coord = taps[i] * dil[i] + grid.reshape((-1,) + (1,) * (nd - 1 - i))
+        flat = flat * spatial[i] + coord
+    nc = np.arange(shape[0] * shape[1], dtype=np.int64).reshape(shape[0], shape[1])
+    return flat + nc.reshape(nc.shape + (1,) * nd) * math.prod(spatial)
+
+
+def _kernel(info: NodeInfo) -> Sequence[int]:
+    return tuple(info.attrs["kernel_shape"])
+
+
+@kernels.register("MaxPool", versions=(1,), dtypes=FLOATS, factory=True, check=_check)
+@factory(**_POOL_DEFAULTS)
+def max_pool_1(info: NodeInfo, attrs: dict[str, Any]) -> Callable[[Any], Any]:
+    """MaxPool without the Indices output."""
+    kernel = _kernel(info)
+    return lambda X: _max_pool(X, kernel, attrs, False)
+
+
+@kernels.register(
+    "MaxPool",
+    versions=(8, 10, 11, 12, 22),
+    dtypes=(*FLOATS, "int8", "uint8"),
+    factory=True,
+    check=_check,
+)
+@factory(**_POOL_DEFAULTS, storage_order=0)
+def max_pool(info: NodeInfo, attrs: dict[str, Any]) -> Callable[[Any], Any]:
+    """MaxPool; the Indices output is computed only when the node asks for it."""
+    kernel = _kernel(info)
+    outputs = info.node.outputs
+    if len(outputs) > 1 and outputs[1]:
+        return lambda X: _max_pool(X, kernel, attrs, True)
+    return lambda X: (_max_pool(X, kernel, attrs, False),)
+
+
+def _tap_counts(
+    shape: Sequence[int], kernel: Sequence[int], a: dict[str, Any], out: Sequence[int],
+    begin: Sequence[int], end: Sequence[int], include_pad: bool,
+) -> np.ndarray:  # fmt: skip
+    """How many taps of each window fall inside the counted region (outer product per axis)."""
+    nd = len(kernel)
+    strides = a["strides"] or (1,) * nd
+    dil = a["dilations"] or (1,) * nd
+    counts = np.ones((), dtype=np.int64)
+    for i in range(nd):
+        lo, hi = (-begin[i], shape[i] + end[i]) if include_pad else (0, shape[i])
+        start = np.arange(out[i]) * strides[i] - begin[i]
+        taps = start[:, None] + np.arange(kernel[i]) * dil[i]
+        axis_counts = ((taps >= lo) & (taps < hi)).sum(axis=1)
+        counts = np.multiply.outer(counts, axis_counts)
+    return counts
+
+
+def _sum_pool(x: np.ndarray, kernel: Sequence[int], a: dict[str, Any]) -> Any:
+    xp, out, begin, end = _pad_for(x, kernel, a, 0)
+    y = np.zeros((*x.shape[:2], *out), dtype=x.dtype)
+    for _, view in _windows(xp, kernel, a, out):
+        y += view
+    return y, out, begin, end
+
+
+def _average_pool(x: Any, kernel: Sequence[int], a: dict[str, Any]) -> Any:
+    x = np.asarray(x)
+    y, out, begin, end = _sum_pool(x, kernel, a)
+    counts = _tap_counts(x.shape[2:], kernel, a, out, begin, end, bool(a["count_include_pad"]))
+    with np.errstate(all="ignore"):
+        y /= counts.astype(x.dtype)
+    return y
+
+
+@kernels.register(
+    "AveragePool",
+    versions=(1, 7, 10, 11, 19, 22),
+    dtypes=FLOATS,
+    factory=True,
+    check=_check,
+)
+@factory(**_POOL_DEFAULTS, count_include_pad=0)
+def average_pool(info: NodeInfo, attrs: dict[str, Any]) -> Callable[[Any], Any]:
+    """Average over each window (pads counted when ``count_include_pad``)."""
+    kernel = _kernel(info)
+    return lambda X: _average_pool(X, kernel, attrs)
+
+
+@kernels.register("LpPool", versions=(2, 11, 18, 22), dtypes=FLOATS, factory=True, check=_check)
+@factory(**_POOL_DEFAULTS, p=2)
+def lp_pool(info: NodeInfo, attrs: dict[str, Any]) -> Callable[[Any], Any]:
+    """(sum |x|^p)^(1/p) over each window (pads add 0)."""
+    kernel, p = _kernel(info), attrs["p"]
+
+    def run(X: Any) -> Any:
+        x = np.abs(np.asarray(X)) ** p
+        return _sum_pool(x, kernel, attrs)[0] ** (1.0 / p)
+
+    return run
+
+
+def _spatial(x: Any) -> tuple[int, ...]:
+    return tuple(range(2, np.ndim(x)))
+
+
+@kernels.register("GlobalAveragePool", versions=(1, 22), dtypes=FLOATS)
+def global_average_pool(X: Any) -> Any:
+    """Mean over all spatial dims, kept as size 1."""
+    return np.mean(X, axis=_spatial(X), keepdims=True)
+
+
+@kernels.register("GlobalMaxPool", versions=(1, 22), dtypes=FLOATS)
+def global_max_pool(X: Any) -> Any:
+    """Max over all spatial dims, kept as size 1."""
+    return np.max(X, axis=_spatial(X), keepdims=True)
+
+
+@kernels.register("GlobalLpPool", versions=(2, 22), dtypes=FLOATS)
+def global_lp_pool(X: Any, *, p: int = 2) -> Any:
+    """(sum |x|^p)^(1/p) over all spatial dims, kept as size 1."""
+    s = np.sum(np.abs(X) ** p, axis=_spatial(X), keepdims=True)
+    return s ** (1.0 / p)
