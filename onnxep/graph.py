@@ -71,13 +71,16 @@ def np_dtype(elem_type: int) -> np.dtype | None:
 
 
 def _to_array(tensor: onnx.TensorProto) -> np.ndarray:
-    """A tensor's value; :class:`InvalidGraph` naming it when its data does not fit its type."""
+    """A tensor's value, read-only (runs and callers must not change a model's constants);
+    :class:`InvalidGraph` naming it when its data does not fit its type."""
     try:
-        return numpy_helper.to_array(tensor)
+        array = numpy_helper.to_array(tensor)
     except (ValueError, TypeError, KeyError) as exc:
         raise InvalidGraph(
             f"tensor {tensor.name!r} (dims {list(tensor.dims)}) cannot be read: {exc}"
         ) from exc
+    array.flags.writeable = False
+    return array
 
 
 def value_type(proto: onnx.TypeProto) -> ValueType:
@@ -240,6 +243,7 @@ def _initializers(proto: onnx.GraphProto) -> dict[str, Any]:
     values: dict[str, Any] = {t.name: _to_array(t) for t in proto.initializer}
     for sparse in proto.sparse_initializer:
         values[sparse.values.name] = _densify(sparse)
+        values[sparse.values.name].flags.writeable = False
     return values
 
 

@@ -227,4 +227,6 @@ def _as_result(value: Any) -> Any:
     """Outputs as onnxruntime returns them: numpy arrays (0-d for scalars), lists, dicts."""
     if isinstance(value, np.generic):
         return np.asarray(value)
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        return value.copy()  # a model constant or a view of one: the caller gets its own
     return value
