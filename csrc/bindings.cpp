@@ -31,13 +31,15 @@ std::string shape_str(const Shape& s) {
   return out + (s.size() == 1 ? ",)" : ")");
 }
 
-// A C-contiguous, aligned float32 view of `obj`, copying only when its layout requires it.
+// A C-contiguous, aligned float32 view of `obj` (an ndarray or a numpy scalar), copying only
+// when its layout requires it.
 F32 as_f32(const py::handle& obj, const char* name) {
-  if (!py::isinstance<py::array>(obj)) {
+  const bool is_array = py::isinstance<py::array>(obj);
+  if (!is_array && !py::isinstance(obj, py::module_::import("numpy").attr("generic"))) {
     throw py::type_error(std::string(name) + " must be a numpy array, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
-  auto arr = py::reinterpret_borrow<py::array>(obj);
+  const py::array arr = is_array ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
   if (!arr.dtype().equal(py::dtype::of<float>())) {
     throw py::type_error(std::string(name) + " must be float32, got " +
                          std::string(py::str(arr.dtype())));
