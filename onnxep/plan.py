@@ -303,6 +303,7 @@ class _Emitter:
         for i, out in enumerate(node.outputs):
             if out:
                 self._line(f"{self._define(out, provider)} = _r[{i}]")
+        self._line("del _r")  # the tuple would keep every output alive past its last use
 
     def _timed(self, call: str, step: StepInfo) -> str:
         """Wrap a call so the profiler records it: ``timed(step, start, result, end)``."""
