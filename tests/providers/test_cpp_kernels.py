@@ -256,7 +256,7 @@ def test_layer_norm_outputs(shape, axis):
 def ref_conv(x, w, b, pads, strides, dilations, group):
     """Direct float64 convolution, NCHW."""
     x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     m, cg, kh, kw = w.shape
     oh = (h - dilations[0] * (kh - 1) - 1) // strides[0] + 1
     ow = (wd - dilations[1] * (kw - 1) - 1) // strides[1] + 1
