@@ -200,7 +200,7 @@ def _overhead_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     for name, row in rows:
         lines.append(
             f"| {name} | {row['runner']} | {fmt_ms(row['p50_ms'])} | "
-            f"{row['time_vs_baseline']:.1f}x | {row['overhead_us_per_node']:.1f} |"
+            f"{row['time_vs_baseline']:.2f}x | {row['overhead_us_per_node']:.2f} |"
         )
     return lines
 
