@@ -31,6 +31,8 @@ def to_value(name: str, value: Any, expected: ValueType) -> Any:
         hasattr(value, "__dlpack__") and not hasattr(value, "__array__")
     ):
         return value  # device-resident; the plan leaves it where it is
+    if isinstance(value, list) and expected.dtype is not None:
+        return _from_list(value, expected)
     if isinstance(value, (np.generic, int, float, bool, str, list, tuple)) or hasattr(
         value, "__array__"
     ):
@@ -38,6 +40,22 @@ def to_value(name: str, value: Any, expected: ValueType) -> Any:
     raise InvalidArgument(
         f"input {name!r}: expected a numpy array, got {type(value).__name__}"
     )
+
+
+def _from_list(value: list[Any], expected: ValueType) -> np.ndarray:
+    """A list feed in the input's element type, as onnxruntime builds it.
+
+    Unlike onnxruntime, floats are not truncated to integers: that is refused by the dtype check.
+    """
+    array = np.asarray(value)
+    to = expected.dtype
+    if (
+        array.size == 0
+        or np.can_cast(array.dtype, to, casting="same_kind")
+        or (to == np.bool_ and array.dtype.kind in "iu")
+    ):
+        return array.astype(to, copy=False)
+    return array  # the dtype check names what came and what was expected
 
 
 def check_feeds(
