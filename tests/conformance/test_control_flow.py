@@ -3,6 +3,9 @@
 Optional M / cond, early exit, zero iterations, scan outputs with rank > 0, Scan axes and
 directions, Scan-8's batch axis with sequence lengths, and bodies reading outer-scope values
 through nested subgraphs.
+
+Sessions use the reference provider only, so these tests judge the control-flow kernels
+and the plan's subgraph handling; test_node_cases.py runs the default provider chain.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def _model(graph: onnx.GraphProto, opset: int) -> bytes:
 
 def _compare(model: bytes, feeds: dict[str, Any]) -> list[Any]:
     expected = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
-    actual = onnxep.InferenceSession(model).run(None, feeds)
+    actual = onnxep.InferenceSession(model, providers=["reference"]).run(None, feeds)
     assert len(actual) == len(expected)
     for i, (a, e) in enumerate(zip(actual, expected)):
         assert a.dtype == e.dtype, f"output {i}: {a.dtype} != {e.dtype}"
