@@ -52,7 +52,7 @@ def _from_list(value: list[Any], expected: ValueType) -> np.ndarray:
     if (
         array.size == 0
         or np.can_cast(array.dtype, to, casting="same_kind")
-        or (to == np.bool_ and array.dtype.kind in "iu")
+        or (array.dtype.kind in "iu" and to.kind in "iub")  # ints to any int or bool
     ):
         return array.astype(to, copy=False)
     return array  # the dtype check names what came and what was expected
