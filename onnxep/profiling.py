@@ -20,12 +20,15 @@ class Profiler:
         self.events: list[dict[str, Any]] = []
         self.origin_ns = time.perf_counter_ns()
         self.pid = os.getpid()
+        self.active = True  # until write(): onnxruntime stops profiling at end_profiling()
 
     def _us(self, ns: int) -> int:
         return (ns - self.origin_ns) // 1000
 
     def timed(self, step: Any, start: int, result: Any, end: int) -> Any:
         """Record one step (a plan's StepInfo) and pass its result through."""
+        if not self.active:
+            return result
         segment = step.segment
         node = step.node
         provider = segment.provider.name if segment is not None else ""
@@ -52,6 +55,8 @@ class Profiler:
 
     def session_event(self, name: str, start: int, end: int) -> None:
         """Record a session-level event (model loading, run)."""
+        if not self.active:
+            return
         self.events.append(
             {
                 "cat": "Session",
@@ -66,9 +71,11 @@ class Profiler:
         )
 
     def write(self) -> str:
-        """Write the trace to ``<prefix><timestamp>.json``; return the file name."""
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        path = f"{self.prefix}{stamp}.json"
+        """Write the trace to ``<prefix>_<timestamp>.json`` (onnxruntime's name), stop recording."""
+        now = datetime.datetime.now()
+        stamp = f"{now:%Y-%m-%d_%H-%M-%S}_{now.microsecond // 1000:03d}"
+        path = f"{self.prefix}_{stamp}.json"
+        self.active = False
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(self.events, handle)
         return path

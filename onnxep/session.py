@@ -119,8 +119,8 @@ class InferenceSession:
         return self._profiler.origin_ns if self._profiler else 0
 
     def end_profiling(self) -> str:
-        """Write the Chrome-trace profile and return its file name ('' if profiling is off)."""
-        if self._profiler is None:
+        """Write the Chrome-trace profile, stop profiling, return the file name ('' if off)."""
+        if self._profiler is None or not self._profiler.active:
             return ""
         return self._profiler.write()
 
