@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import pathlib
+import re
 from typing import Any
 
 import numpy as np
@@ -270,6 +271,42 @@ def test_profiling_writes_chrome_trace_with_the_provider_of_each_node(
     assert all(e["name"].endswith("_kernel_time") for e in nodes)  # onnxruntime's naming
     sessions = [e["name"] for e in events if e["cat"] == "Session"]
     assert sessions.count("model_run") == 2 and "session_initialization" in sessions
+
+
+def test_end_profiling_stops_profiling_and_names_files_as_onnxruntime(
+    tmp_path: pathlib.Path,
+) -> None:
+    names = []
+    for module in (ort, onnxep):
+        options = module.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(tmp_path / module.__name__)
+        session = module.InferenceSession(
+            _typed_model().SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        session.run(["o"], TYPED_FEEDS)
+        first = pathlib.Path(session.end_profiling())
+        session.run(["o"], TYPED_FEEDS)
+        assert session.end_profiling() == "", module.__name__  # profiling has ended
+        names.append(first.name.removeprefix(module.__name__))
+        assert len([e for e in json.loads(first.read_text()) if e["name"] == "model_run"]) == 1
+    # "_2024-01-31_12-00-00_123.json": prefix, "_", date, time, milliseconds
+    pattern = r"_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{3}\.json"
+    assert all(re.fullmatch(pattern, name) for name in names), names
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # onnxruntime: "w appears in graph inputs"
+def test_list_feeds_take_the_inputs_element_type(pair: Any) -> None:
+    theirs, ours = pair
+    feeds = {**TYPED_FEEDS, "x": TYPED_FEEDS["x"].tolist(), "d": [1], "u": [[1, 2], [3, 4]]}
+    feeds["s"] = ["a", "bb", "c"]
+    for a, b in zip(
+        ours.run(["o", "b", "n", "s2"], feeds), theirs.run(["o", "b", "n", "s2"], feeds)
+    ):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(onnxep.InvalidArgument, match=r"Actual: \(tensor\(double\)\)"):
+        ours.run(["xi"], {**TYPED_FEEDS, "u": [[0.5, 1.5]]})  # no silent float-to-int cast
 
 
 # --- the same script on both -----------------------------------------------------------------
