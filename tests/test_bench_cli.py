@@ -8,11 +8,13 @@ import json
 import math
 import pathlib
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import onnx
 import pytest
 
+import onnxep
 from onnxep.bench.models import BenchModel, random_inputs, resolve_models
 from onnxep.bench.ops import crossovers
 from onnxep.bench.progress import Progress
@@ -22,6 +24,7 @@ from onnxep.bench.suite import run_model
 from onnxep.cli import bench
 from onnxep.discovery import get_available_providers
 from onnxep.models import build_add_chain
+from onnxep.registry import since_versions
 
 pytest.importorskip("onnxruntime", reason="onnxep bench compares against onnxruntime")
 
@@ -307,3 +310,52 @@ def test_model_specs_resolve() -> None:
     assert feeds["hidden_states"].shape == (1, 3, 16)
     (chain,) = resolve_models(["add_chain:length=7"])
     assert chain.nodes_per_baseline == 7
+
+
+class _FailingAdd(onnxep.Provider):
+    """Claims Add, then fails at run time: the bench must not time the fallback as its own."""
+
+    name = "FailingAddExecutionProvider"
+    kernels = onnxep.KernelRegistry()
+
+
+@_FailingAdd.kernels.register("Add", versions=since_versions("Add"))
+def _failing_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    raise RuntimeError("device lost")
+
+
+@pytest.fixture
+def failing_provider() -> Iterator[str]:
+    onnxep.register_provider(_FailingAdd)
+    yield "failingadd"
+    onnxep.unregister_provider(_FailingAdd.name)
+
+
+def test_run_time_fallback_is_reported_not_credited(
+    failing_provider: str, tmp_path: pathlib.Path
+) -> None:
+    out = tmp_path / "r.json"
+    argv = [
+        "add_chain:length=3",
+        "--ops",
+        "--op",
+        "Add",
+        "--sizes",
+        "4",
+        "--dtypes",
+        "float32",
+        "--providers",
+        failing_provider,
+        "--no-reference-evaluator",
+        *FAST,
+        "--json",
+        str(out),
+    ]
+    assert _cli(*argv) == 0
+    doc = json.loads(out.read_text())
+    row = next(r for r in doc["models"][0]["results"] if r["runner"] == "onnxep[failingadd]")
+    assert row["placement"] == {"ReferenceExecutionProvider": 3}
+    assert any("failed while running" in note for note in row["notes"])
+    cell = next(c for c in doc["ops"]["cells"] if c["runner"] == "onnxep[failingadd]")
+    assert cell["error"].startswith("fell back at run time")
+    assert "p50_ms" not in cell

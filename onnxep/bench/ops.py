@@ -20,7 +20,14 @@ import onnx
 from onnx import helper, numpy_helper
 
 from onnxep.bench.progress import Progress
-from onnxep.bench.runner import BenchConfig, Runner, measure, onnxep_runner, ort_runner
+from onnxep.bench.runner import (
+    BenchConfig,
+    Runner,
+    measure,
+    one_line,
+    onnxep_runner,
+    ort_runner,
+)
 
 __all__ = ["OP_CASES", "OpCase", "crossovers", "run_ops"]
 
@@ -165,6 +172,9 @@ def _cell(
         if provider is not None and (reason := _placed_on(model, provider)) is not None:
             return {**cell, "placed": False, "error": f"declined: {reason}"}
         m = measure(runner, model.SerializeToString(), feeds, config)
+        if provider is not None and runner.info.get("placement") != {provider: 1}:
+            why = "; ".join(m.notes) or str(runner.info.get("placement"))
+            return {**cell, "placed": False, "error": f"fell back at run time: {why}"}
         cell.update(
             placed=True,
             error=None,
@@ -176,7 +186,7 @@ def _cell(
         if provider in device:
             cell.update(_transfers(provider, feeds, m.outputs, config.repeat))
     except Exception as exc:  # a kernel or runtime that cannot run this cell
-        cell.update(placed=cell.get("placed", False), error=f"{type(exc).__name__}: {exc}"[:200])
+        cell.update(placed=False, error=one_line(f"{type(exc).__name__}: {exc}"))
     return cell
 
 

@@ -18,7 +18,10 @@ def _cell_text(cell: dict[str, Any] | None, notes: list[str]) -> str:
         notes.append(
             f"{cell['op']} {cell['dtype']} n={cell['size']} / {cell['runner']}: {cell['error']}"
         )
-        return "declined" if not cell.get("placed") and "declined" in cell["error"] else "failed"
+        for status in ("declined", "fell back"):
+            if cell["error"].startswith(status):
+                return status
+        return "failed"
     text = fmt_ms(cell["p50_ms"])
     if "transfer_ms" in cell:
         text += f" (transfers {fmt_ms(cell['transfer_ms'])})"

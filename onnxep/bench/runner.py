@@ -22,6 +22,7 @@ __all__ = [
     "RunFn",
     "Runner",
     "max_abs_error",
+    "one_line",
     "measure",
     "onnxep_runner",
     "ort_runner",
@@ -60,6 +61,9 @@ class Runner:
     providers: tuple[str, ...] = ()
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     slow: bool = False  # measured with the reference evaluator's (smaller) repeat counts
+    #: Called after the timed runs to fill ``info`` (an onnxep session's final placement,
+    #: which changes when a provider fails at run time and its nodes are rebuilt elsewhere).
+    after: Callable[[], None] | None = None
 
 
 @dataclasses.dataclass
@@ -107,8 +111,17 @@ def measure(runner: Runner, model: bytes, feeds: Feeds, config: BenchConfig) -> 
             start = time.perf_counter()
             run(feeds)
             runs.append(_ms(start))
-    notes = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+        if runner.after is not None:
+            runner.after()
+    notes = sorted({one_line(f"{w.category.__name__}: {w.message}") for w in caught})
     return Measurement(create_ms, first_ms, runs, warmup, outputs, notes)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A warning as one Markdown-safe line: first line only, shortened, pipes escaped."""
+    line = text.strip().splitlines()[0] if text.strip() else text
+    line = line.replace("|", "\\|")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def max_abs_error(got: Sequence[Any], expected: Sequence[Any]) -> float:
@@ -136,18 +149,23 @@ def onnxep_runner(providers: Sequence[str], threads: int, label: str | None = No
     from onnxep.provider import alias_of
 
     info: dict[str, Any] = {}
+    sessions: list[Any] = []
 
     def create(model: bytes) -> RunFn:
         options = onnxep.SessionOptions()
         options.intra_op_num_threads = threads
         session = onnxep.InferenceSession(model, options, providers=list(providers))
-        placement = session.explain().to_dict()
-        info["placement"] = placement["nodes_per_provider"]
-        info["transfers_per_run"] = placement["transfers"]["per_run"]
+        sessions[:] = [session]
         return lambda feeds: session.run(None, feeds)
 
+    def after() -> None:
+        placement = sessions[0].explain().to_dict()
+        info["placement"] = placement["nodes_per_provider"]
+        info["transfers_per_run"] = placement["transfers"]["per_run"]
+        sessions.clear()  # the runner outlives the measurement; the session need not
+
     name = label or f"onnxep[{'+'.join(alias_of(p) for p in providers)}]"
-    return Runner(name, "onnxep", create, tuple(providers), info)
+    return Runner(name, "onnxep", create, tuple(providers), info, after=after)
 
 
 def ort_runner(threads: int) -> Runner:
