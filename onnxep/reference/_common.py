@@ -7,7 +7,9 @@ it or a reason to decline it; a declined node runs on onnx's own reference op in
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection
+import math
+import threading
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ __all__ = [
     "factory",
     "input_dtypes",
     "quiet",
+    "scratch",
 ]
 
 FLOATS = ("float16", "float32", "float64")
@@ -115,3 +118,28 @@ def quiet(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
 
     return run
+
+
+_local = threading.local()
+#: Work arrays larger than this are allocated per call instead of cached.
+SCRATCH_LIMIT = 1 << 28
+
+
+def scratch(slot: int, shape: Sequence[int], dtype: Any) -> np.ndarray:
+    """An uninitialised work array from a per-thread cache (one buffer per ``slot``).
+
+    Kernels use it for temporaries they never return (padded inputs, im2col columns): a
+    fresh large allocation costs a page fault per 4 KiB on every run. The array is valid
+    until the next ``scratch(slot, ...)`` call in the same thread.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > SCRATCH_LIMIT:
+        return np.empty(shape, dtype)
+    buffers: dict[int, np.ndarray] | None = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    buffer = buffers.get(slot)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = buffers[slot] = np.empty(max(nbytes, 64), dtype=np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from onnxep.reference._common import FLOATS, attr_in
+from onnxep.reference._common import FLOATS, attr_in, scratch
 from onnxep.reference._registry import kernels
 
 __all__ = ["conv_geometry", "padded"]
@@ -55,7 +55,7 @@ def conv_geometry(
 def padded(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: Any = 0) -> np.ndarray:
     """``x`` with spatial dims (2...) padded by ``value``; ``x`` itself when nothing to pad.
 
-    Negative pads crop.
+    Negative pads crop. The result is a scratch array (slot 0): read it, never return it.
     """
     if not any(begin) and not any(end):
         return x
@@ -63,7 +63,8 @@ def padded(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: Any =
     x = x[(slice(None), slice(None), *crop)]
     begin = [max(b, 0) for b in begin]
     shape = [n + b + max(e, 0) for n, b, e in zip(x.shape[2:], begin, end)]
-    out = np.full((*x.shape[:2], *shape), value, dtype=x.dtype)
+    out = scratch(0, (*x.shape[:2], *shape), x.dtype)
+    out.fill(value)
     out[(slice(None), slice(None), *(slice(b, b + n) for b, n in zip(begin, x.shape[2:])))] = x
     return out
 
@@ -75,33 +76,61 @@ def _im2col(
     dil: Sequence[int],
     out: Sequence[int],
 ) -> np.ndarray:
-    """Patches of ``xp`` (N, C, *S) as a contiguous (N, C, *kernel, *out) array."""
+    """Patches of ``xp`` (N, C, *S) as a contiguous (N, C, *kernel, *out) scratch array."""
     nd = len(kernel)
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
     view = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
     steps = [slice(0, s * (o - 1) + 1, s) for s, o in zip(strides, out)]
     view = view[(slice(None), slice(None), *steps, *(slice(None, None, d) for d in dil))]
     perm = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
-    return np.ascontiguousarray(view.transpose(perm))
+    view = view.transpose(perm)
+    cols = scratch(1, view.shape, xp.dtype)
+    np.copyto(cols, view)
+    return cols
 
 
 def _depthwise(
     xp: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int], out: Sequence[int]
 ) -> np.ndarray:
     """One input channel per output channel: accumulate kernel positions elementwise."""
+    if all(s == 1 for s in strides):
+        return _depthwise_flat(xp, w, dil, out)
     n, c = xp.shape[:2]
     nd = len(out)
     y = np.zeros((n, c, *out), dtype=xp.dtype)
-    tmp = np.empty_like(y)
+    tmp = scratch(1, y.shape, y.dtype)
     for pos in np.ndindex(*w.shape[2:]):
         taps = [
             slice(p * d, p * d + s * (o - 1) + 1, s) for p, d, s, o in zip(pos, dil, strides, out)
         ]
-        window = (slice(None), slice(None), *taps)
         scale = w[(slice(None), 0, *pos)].reshape((1, c) + (1,) * nd)
-        np.multiply(xp[window], scale, out=tmp)
+        np.multiply(xp[(slice(None), slice(None), *taps)], scale, out=tmp)
         y += tmp
     return y
+
+
+def _depthwise_flat(
+    xp: np.ndarray, w: np.ndarray, dil: Sequence[int], out: Sequence[int]
+) -> np.ndarray:
+    """Stride-1 depthwise conv on the flattened padded planes: each kernel position is one
+    contiguous shifted slice, so numpy runs long inner loops; the padding columns computed
+    along the way are cropped at the end."""
+    n, c = xp.shape[:2]
+    spatial = xp.shape[2:]
+    pitch = [math.prod(spatial[i + 1 :]) for i in range(len(spatial))]
+    length = sum((o - 1) * p for o, p in zip(out, pitch)) + 1
+    flat = xp.reshape(n, c, -1)
+    acc = np.zeros((n, c, math.prod(spatial)), dtype=xp.dtype)
+    head = acc[:, :, :length]
+    tmp = scratch(1, head.shape, xp.dtype)
+    for pos in np.ndindex(*w.shape[2:]):
+        offset = sum(p * d * q for p, d, q in zip(pos, dil, pitch))
+        np.multiply(
+            flat[:, :, offset : offset + length], w[(slice(None), 0, *pos)][:, None], out=tmp
+        )
+        head += tmp
+    grid = acc.reshape(n, c, *spatial)
+    return np.ascontiguousarray(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
 
 
 def _conv_float(
