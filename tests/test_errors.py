@@ -26,7 +26,7 @@ ERRORS = (
     onnxep.Fail,
 )
 FUZZ = settings(
-    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
@@ -190,6 +190,12 @@ def test_a_real_model_cut_anywhere_is_refused_cleanly() -> None:
     half = len(data) // 2
     with pytest.raises(ORT_STATE.InvalidProtobuf):
         ort.InferenceSession(data[:half])
+
+
+@FUZZ
+@given(st.integers(0, SQUEEZENET.stat().st_size - 1))
+def test_fuzz_a_real_model_cut_at_random_points_is_refused(cut: int) -> None:
+    assert _load_or_refuse(SQUEEZENET.read_bytes()[:cut]) is None
 
 
 @FUZZ
