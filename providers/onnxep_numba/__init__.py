@@ -35,8 +35,14 @@ except ImportError as exc:  # the provider reports itself unavailable, with the 
 else:
     _IMPORT_ERROR = ""
     from onnxep_numba import (  # noqa: F401  (importing registers the kernels)
+        conv,
         elementwise,
         matmul,
+        norm,
+        pool,
+        reduce,
+        resize,
+        tensor,
     )
     from onnxep_numba._registry import kernels
 

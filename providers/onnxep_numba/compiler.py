@@ -26,7 +26,7 @@ import numpy as np
 
 from onnxep.graph import Node, NodeInfo
 from onnxep.provider import Provider, Segment, bind_kernel
-from onnxep.registry import is_multi_output
+from onnxep.registry import Kernel, is_multi_output
 from onnxep_numba._ewops import EwSpec
 from onnxep_numba.fusion import FNode, Program, fused_kernel
 
@@ -47,6 +47,7 @@ class Op:
     multi: bool = False  # fn returns a tuple
     node: Node | None = None
     info: NodeInfo | None = None
+    kernel: Kernel | None = None
 
 
 class _Names:
@@ -85,12 +86,10 @@ def compile_segment(
 
     ops = rewrite(ops, consts, set(segment.outputs), _Names(segment))
     steps = _fuse(ops, consts, set(segment.outputs))
-    used = {n for op in steps for n in op.inputs} | set(segment.outputs)
-    guards = {n: a for n, a in guarded.items() if n in used}
     slow = None
-    if guards:
+    if guarded:
         slow = _Lazy(lambda: compile_segment(segment, provider, fuse=False, threads=threads))
-    return _emit(segment, steps, consts, guards, threads, slow)
+    return _emit(segment, steps, consts, guarded, threads, slow)
 
 
 def _op(provider: Provider, info: NodeInfo) -> Op:
@@ -99,7 +98,7 @@ def _op(provider: Provider, info: NodeInfo) -> Op:
     if kernel is None:
         raise LookupError(f"no numba kernel for {node.key}")
     spec = getattr(kernel.fn, "ew_spec", None)
-    op = Op(node.label, list(node.inputs), list(node.outputs), node=node, info=info)
+    op = Op(node.label, list(node.inputs), list(node.outputs), node=node, info=info, kernel=kernel)
     if spec is not None and not kernel.factory:
         op.spec = spec
         op.attrs = {k: node.attrs.get(k, v) for k, v in spec.attrs.items()}
@@ -109,6 +108,7 @@ def _op(provider: Provider, info: NodeInfo) -> Op:
         op.dtype = declared.name if declared is not None else spec.out_dtype(names, op.attrs)
         return op
     op.fn = bind_kernel(kernel, info)
+    op.attrs = dict(node.attrs)
     op.multi = is_multi_output(node.key)
     return op
 
@@ -131,7 +131,7 @@ def run_op(op: Op, args: Sequence[Any]) -> tuple[Any, ...]:
 def _fold_constants(ops: list[Op], consts: dict[str, Any]) -> list[Op]:
     kept: list[Op] = []
     for op in ops:
-        if op.inputs and all(not x or x in consts for x in op.inputs):
+        if all(not x or x in consts for x in op.inputs):
             results = run_op(op, [consts[x] if x else None for x in op.inputs])
             for name, value in zip(op.outputs, results):
                 if name:
@@ -287,50 +287,49 @@ def _emit(
     slow: Callable[..., Any] | None,
 ) -> Callable[..., tuple[Any, ...]]:
     ns: dict[str, Any] = {}
-    var: dict[str, str] = {n: f"a{i}" for i, n in enumerate(segment.inputs)}
-    for name, value in consts.items():
-        if name not in var or name in guards:
-            ns[f"c{len(ns)}"] = value
-            var[name] = f"c{len(ns) - 1}"
+    params = [f"a{i}" for i in range(len(segment.inputs))]
+    var: dict[str, str] = dict(zip(segment.inputs, params))
     lines: list[str] = []
-    if guards:
+    if guards:  # fed values replacing folded initializers: run the unfolded build
         ns["_slow"] = slow
-        checks = " or ".join(f"a{segment.inputs.index(n)} is not {var[n]}" for n in guards)
-        lines.append(f"if {checks}: return _slow({', '.join(var_in(segment))})")
-        for n in guards:
-            var[n] = f"a{segment.inputs.index(n)}"
+        for k, array in enumerate(guards.values()):
+            ns[f"g{k}"] = array
+        checks = " or ".join(f"{var[n]} is not g{k}" for k, n in enumerate(guards))
+        lines.append(f"if {checks}:")
+        lines.append(f"    return _slow({', '.join(params)})")
     if threads:
         import numba
 
         ns["_threads"] = numba.set_num_threads
         lines.append(f"_threads({threads})")
+    needed = {x for op in ops for x in op.inputs} | set(segment.outputs)
+    for name in needed:
+        if name in consts and (name not in var or name in guards):
+            var[name] = f"c{len(ns)}"
+            ns[var[name]] = consts[name]
     for k, op in enumerate(ops):
-        fn = f"f{k}"
-        ns[fn] = op.fn if op.spec is None else _single(op)
-        args = ", ".join(var[x] if x else "None" for x in op.inputs)
-        outs = []
-        for j, name in enumerate(op.outputs):
-            v = f"v{len(var)}_{j}" if name else "_"
-            if name:
-                var[name] = v
-            outs.append(v)
-        multi = op.multi and op.spec is None
-        target = ", ".join(outs) + ("," if multi else "")
-        lines.append(f"{target} = {fn}({args})")
+        ns[f"f{k}"] = op.fn if op.spec is None else _single(op)
+        call = f"f{k}({', '.join(var[x] if x else 'None' for x in op.inputs)})"
+        named = [(j, o) for j, o in enumerate(op.outputs) if o in needed]
+        for j, o in named:
+            var[o] = f"v{k}_{j}"
+        if not (op.multi and op.spec is None):
+            lines.append(f"{var[op.outputs[0]] if named else '_'} = {call}")
+        elif not named:
+            lines.append(call)
+        elif len(named) == len(op.outputs) and named:
+            lines.append(f"{', '.join(var[o] for _, o in named)}, = {call}")
+        else:
+            lines.append(f"_r = {call}")
+            lines.extend(f"{var[o]} = _r[{j}]" for j, o in named)
     result = ", ".join(var[o] for o in segment.outputs)
     lines.append(f"return ({result}{',' if len(segment.outputs) == 1 else ''})")
-    lines = _deletes(lines)
-    params = ", ".join(var_in(segment))
-    source = f"def segment({params}):\n" + "\n".join("    " + line for line in lines) + "\n"
+    body = "\n".join("    " + line for line in _deletes(lines))
+    source = f"def segment({', '.join(params)}):\n{body}\n"
     exec(compile(source, f"<onnxep-numba-segment-{segment.index}>", "exec"), ns)
     fn = ns["segment"]
     fn.source = source
     return fn
-
-
-def var_in(segment: Segment) -> list[str]:
-    """The parameter names of a compiled segment."""
-    return [f"a{i}" for i in range(len(segment.inputs))]
 
 
 def _single(op: Op) -> Callable[..., Any]:

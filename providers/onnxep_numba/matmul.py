@@ -1,10 +1,10 @@
-"""MatMul and Gemm through BLAS.
+"""MatMul and Gemm through BLAS micro-kernels driven by numba threads (:mod:`._blas`).
 
-numba's own ``np.dot`` needs SciPy's BLAS bindings (not a dependency here), and a parallel
-blocked loop written in numba reached 5-6 GFLOP/s against OpenBLAS's 25-200 GFLOP/s on
-this project's 2-core CI machine (see docs/numba-provider.md), so both ops call numpy's
-``matmul`` (OpenBLAS sgemm/dgemm) on C-contiguous or transposed operands, batch dims
-broadcast by numpy; the bias/alpha epilogue of Gemm is applied in place.
+A parallel blocked GEMM loop written in numba reached 4-6 GFLOP/s where OpenBLAS's sgemm
+reaches 100+ per core here (see docs/numba-provider.md), so the inner products are BLAS
+calls, one per batch item or block, from a ``prange`` loop. Transposed operands are passed
+to BLAS as transposed (no copy); Gemm's ``beta * C`` is BLAS's own ``beta`` on an output
+pre-filled with the broadcast ``C``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxep.graph import NodeInfo
+from onnxep_numba._blas import matmul as blas_matmul
 from onnxep_numba._registry import FLOATS, NUMERIC, kernels
 
 __all__ = ["gemm", "matmul"]
@@ -20,7 +21,7 @@ __all__ = ["gemm", "matmul"]
 @kernels.register("MatMul", versions=(1, 9, 13), dtypes=NUMERIC)
 def matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """numpy-style matrix product with broadcast batch dims (ONNX MatMul)."""
-    return np.matmul(A, B)
+    return blas_matmul(A, B)
 
 
 def _gemm_check(info: NodeInfo) -> str | None:
@@ -45,10 +46,8 @@ def gemm(
     """``alpha * A' @ B' + beta * C`` with C broadcast to the result (ONNX Gemm)."""
     a = A.T if transA else A
     b = B.T if transB else B
-    y = np.matmul(a, b)
-    if alpha != 1.0:
-        y *= y.dtype.type(alpha)
-    if C is not None and beta != 0.0:
-        c = C if beta == 1.0 else C * C.dtype.type(beta)
-        y += c
-    return y
+    if C is None or beta == 0.0:
+        return blas_matmul(a, b, alpha=alpha)
+    y = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    y[...] = C
+    return blas_matmul(a, b, y, alpha=alpha, beta=beta)

@@ -1,0 +1,230 @@
+"""Batched GEMM: BLAS micro-kernels driven by numba's thread pool.
+
+numba's own ``np.dot`` needs SciPy's BLAS bindings (not a dependency). Instead the
+``cblas_?gemm`` of the OpenBLAS that numpy bundles is called, through ctypes function
+pointers passed to a ``prange`` loop: each task runs a single-threaded GEMM on one batch
+item, or on a block of columns/rows of it (``openblas_set_num_threads_local(1)``, restored
+after). One thread pool (numba's) does all the work: on a 2-core machine OpenBLAS's own
+pool alternating with numba's made ResNet-50 2.4x slower. Without a usable OpenBLAS (another
+numpy build) :func:`matmul` is ``np.matmul``.
+
+Operands may be transposed views (strides are read, not copied); batch dims broadcast.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import os
+from typing import Any
+
+import numba
+import numpy as np
+
+from onnxep_numba._jit import jit
+
+__all__ = ["gemm_available", "matmul"]
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> tuple[Any, Any, Any] | None:
+    """(sgemm, dgemm, set_threads_local) ctypes pointers from numpy's OpenBLAS, or None."""
+    folder = os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix, index in (
+            ("scipy_", "64_", ctypes.c_int64),
+            ("scipy_", "", ctypes.c_int),
+        ):
+            s_name, d_name = f"{prefix}cblas_sgemm{suffix}", f"{prefix}cblas_dgemm{suffix}"
+            if not (hasattr(lib, s_name) and hasattr(lib, "openblas_set_num_threads_local")):
+                continue
+            c_int, ptr = ctypes.c_int, ctypes.c_int64
+            funcs = []
+            for name, real in ((s_name, ctypes.c_float), (d_name, ctypes.c_double)):
+                proto = ctypes.CFUNCTYPE(
+                    None,
+                    c_int,
+                    c_int,
+                    c_int,
+                    index,
+                    index,
+                    index,
+                    real,
+                    ptr,
+                    index,
+                    ptr,
+                    index,
+                    real,
+                    ptr,
+                    index,
+                )
+                funcs.append(proto((name, lib)))
+            local = ctypes.CFUNCTYPE(c_int, c_int)(("openblas_set_num_threads_local", lib))
+            return funcs[0], funcs[1], local
+    return None
+
+
+def gemm_available() -> bool:
+    """Whether GEMMs run through numba-driven BLAS (else numpy's matmul)."""
+    return _library() is not None
+
+
+@jit
+def _gemm_tasks(fn, local, geo, pa, offa, pb, offb, pc, offc, alpha, beta, splits, split_n):
+    ta, tb, m, n, k = geo[0], geo[1], geo[2], geo[3], geo[4]
+    lda, ldb, ldc, size = geo[5], geo[6], geo[7], geo[8]
+    batch = offc.shape[0]
+    for t in numba.prange(batch * splits):
+        bi = t // splits
+        s = t - bi * splits
+        a0, b0, c0 = offa[bi], offb[bi], offc[bi]
+        mm, nn = m, n
+        if split_n:
+            step = (n + splits - 1) // splits
+            j0 = min(n, s * step)
+            nn = min(n, j0 + step) - j0
+            b0 += j0 * ldb if tb else j0
+            c0 += j0
+        else:
+            step = (m + splits - 1) // splits
+            i0 = min(m, s * step)
+            mm = min(m, i0 + step) - i0
+            a0 += i0 if ta else i0 * lda
+            c0 += i0 * ldc
+        if mm > 0 and nn > 0:
+            prev = local(1)
+            fn(
+                101,
+                112 if ta else 111,
+                112 if tb else 111,
+                mm,
+                nn,
+                k,
+                alpha,
+                pa + a0 * size,
+                lda,
+                pb + b0 * size,
+                ldb,
+                beta,
+                pc + c0 * size,
+                ldc,
+            )
+            local(prev)
+
+
+def _operand(x: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, bool, int]:
+    """(array, transposed, leading dim) for a BLAS operand whose last two dims are its matrix."""
+    size = x.itemsize
+    s_row, s_col = x.strides[-2], x.strides[-1]
+    if all(s >= 0 and s % size == 0 for s in x.strides):
+        if s_col == size or cols == 1:
+            ld = s_row // size if rows > 1 else cols
+            if ld >= max(1, cols):
+                return x, False, ld
+        if s_row == size or rows == 1:
+            ld = s_col // size if cols > 1 else rows
+            if ld >= max(1, rows):
+                return x, True, ld
+    return np.ascontiguousarray(x), False, max(1, cols)
+
+
+def _offsets(x: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
+    """Element offset of each batch item of ``x`` (broadcast dims repeat offset 0)."""
+    lead = len(batch) - (x.ndim - 2)
+    total = np.zeros(batch, dtype=np.int64)
+    for d in range(x.ndim - 2):
+        n = x.shape[d]
+        step = 0 if n == 1 else x.strides[d] // x.itemsize
+        shape = [1] * len(batch)
+        shape[lead + d] = batch[lead + d]
+        total = total + (np.arange(batch[lead + d], dtype=np.int64) * step).reshape(shape)
+    return np.ascontiguousarray(total.reshape(-1))
+
+
+def matmul(
+    a: np.ndarray,
+    b: np.ndarray,
+    out: np.ndarray | None = None,
+    *,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+) -> np.ndarray:
+    """``alpha * a @ b + beta * out`` with numpy's matmul semantics (1-D, broadcasting)."""
+    lib = _library()
+    if lib is None or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+        result = np.matmul(a, b) * alpha if alpha != 1.0 else np.matmul(a, b)
+        if out is None:
+            return result
+        out[...] = result + (beta * out if beta else 0)
+        return out
+    vec_a, vec_b = a.ndim == 1, b.ndim == 1
+    a2 = a.reshape(1, -1) if vec_a else a
+    b2 = b.reshape(-1, 1) if vec_b else b
+    m, k = a2.shape[-2:]
+    n = b2.shape[-1]
+    if b2.shape[-2] != k:
+        raise ValueError(f"matmul: inner dims differ ({k} vs {b2.shape[-2]})")
+    batch = tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+    target = out
+    if out is None or not out.flags.c_contiguous:
+        target = np.empty((*batch, m, n), dtype=a.dtype)
+        if out is not None and beta:
+            target[...] = out.reshape(target.shape)
+        beta = beta if out is not None else 0.0
+    if target.size and k == 0:
+        target *= beta
+    elif target.size:
+        _run(lib, a2, b2, target.reshape((*batch, m, n)), batch, (m, n, k), alpha, beta)
+    if out is not None and target is not out:
+        out[...] = target.reshape(out.shape)
+    out = target if out is None else out
+    if vec_a or vec_b:
+        shape = batch + ((m,) if not vec_a else ()) + ((n,) if not vec_b else ())
+        return out.reshape(shape)
+    return out
+
+
+def _run(
+    lib: tuple[Any, Any, Any],
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    batch: tuple[int, ...],
+    mnk: tuple[int, int, int],
+    alpha: float,
+    beta: float,
+) -> None:
+    m, n, k = mnk
+    a, ta, lda = _operand(a, m, k)
+    b, tb, ldb = _operand(b, k, n)
+    items = int(np.prod(batch, dtype=np.int64))
+    threads = numba.get_num_threads()
+    splits, split_n = 1, True
+    if items < threads:
+        split_n = n >= m
+        splits = max(1, min(-(-threads // items), (n if split_n else m) // 32))
+    geo = np.array([ta, tb, m, n, k, lda, ldb, n, a.itemsize], dtype=np.int64)
+    fn = lib[0] if a.dtype == np.float32 else lib[1]
+    real = a.dtype.type
+    _gemm_tasks(
+        fn,
+        lib[2],
+        geo,
+        a.ctypes.data,
+        _offsets(a, batch),
+        b.ctypes.data,
+        _offsets(b, batch),
+        c.ctypes.data,
+        np.arange(items, dtype=np.int64) * (m * n),
+        real(alpha),
+        real(beta),
+        splits,
+        split_n,
+    )

@@ -1,0 +1,69 @@
+"""One parallel kernel for every "read each output element from a computed place" op.
+
+Each output axis gets an offset table: ``maps[a][i]`` is the element offset its index ``i``
+contributes in the (contiguous) source, or -1 for "outside: write the fill value". Summing
+one entry per axis addresses the source, so Transpose (permuted strides), Pad (constant,
+reflect, edge, wrap), Slice, Expand, Tile and nearest-neighbour Resize are all tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numba
+import numpy as np
+
+from onnxep_numba._jit import jit
+
+__all__ = ["gather_axes", "source_strides"]
+
+
+@jit
+def _gather(src, out, dims, maps, starts, fill):
+    r = dims.shape[0]
+    last = dims[r - 1]
+    n_outer = 1
+    for d in range(r - 1):
+        n_outer *= dims[d]
+    lm = starts[r - 1]
+    for row in numba.prange(n_outer):
+        rem = row * 1  # a fresh variable: numba rejects rebinding an alias of the loop index
+        base = 0
+        valid = True
+        for d in range(r - 2, -1, -1):
+            q = rem // dims[d]
+            i = rem - q * dims[d]
+            rem = q
+            off = maps[starts[d] + i]
+            if off < 0:
+                valid = False
+            base += off
+        w = out[row * last : (row + 1) * last]
+        for j in range(last):
+            o = maps[lm + j]
+            w[j] = src[base + o] if valid and o >= 0 else fill
+
+
+def source_strides(shape: Sequence[int]) -> list[int]:
+    """Element strides of a C-contiguous array of ``shape``."""
+    strides = [1] * len(shape)
+    for a in range(len(shape) - 2, -1, -1):
+        strides[a] = strides[a + 1] * int(shape[a + 1])
+    return strides
+
+
+def gather_axes(src: np.ndarray, maps: Sequence[np.ndarray], fill: float = 0) -> np.ndarray:
+    """The array whose element ``(i0, i1, ...)`` is ``src.flat[sum(maps[a][i_a])]`` (or
+    ``fill`` where any entry is negative). ``src`` must be C-contiguous."""
+    out_shape = tuple(len(m) for m in maps)
+    out = np.empty(out_shape, dtype=src.dtype)
+    if out.size == 0:
+        return out
+    if not maps:
+        out[()] = src.reshape(-1)[0]
+        return out
+    table = np.concatenate([np.asarray(m, dtype=np.int64) for m in maps])
+    starts = np.cumsum([0] + [len(m) for m in maps[:-1]]).astype(np.int64)
+    dims = np.array(out_shape, dtype=np.int64)
+    _gather(src.reshape(-1), out.reshape(-1), dims, table, starts, src.dtype.type(fill))
+    return out

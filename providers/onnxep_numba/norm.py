@@ -1,0 +1,185 @@
+"""Normalizations: BatchNormalization (inference), LayerNormalization, Softmax (13+), LRN.
+
+Row statistics are accumulated in float64. BatchNormalization becomes a per-channel affine
+map run by the fused elementwise machinery; inside a compiled segment it is folded into a
+preceding Conv, or fused with its elementwise neighbours (:mod:`onnxep_numba._fold`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from onnxep.graph import NodeInfo
+from onnxep_numba._ewops import SPECS
+from onnxep_numba._jit import jit
+from onnxep_numba._registry import FLOATS, all_checks, check_dtypes, f32, kernels, only_outputs
+from onnxep_numba.fusion import fused_kernel, single_op
+
+__all__ = ["affine_params", "batch_normalization", "layer_normalization", "lrn", "softmax"]
+
+
+def affine_params(
+    scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray, epsilon: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """BatchNormalization as ``x * s + t`` per channel (float64)."""
+    s = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + epsilon)
+    t = np.asarray(bias, np.float64) - np.asarray(mean, np.float64) * s
+    return s, t
+
+
+def _bn_check(info: NodeInfo) -> str | None:
+    if info.attrs.get("training_mode", 0):
+        return "training_mode=1 is not implemented"
+    if not info.attrs.get("spatial", 1):
+        return "spatial=0 is not implemented"
+    rank = info.input_type(0).rank
+    if rank is not None and rank < 2:
+        return f"input has rank {rank}"
+    return None
+
+
+@kernels.register(
+    "BatchNormalization",
+    versions=(7, 9, 14, 15),
+    check=all_checks(
+        check_dtypes((0,), FLOATS), check_dtypes((1, 2, 3, 4), FLOATS), only_outputs(1), _bn_check
+    ),
+)
+def batch_normalization(
+    X: np.ndarray,
+    scale: np.ndarray,
+    B: np.ndarray,
+    input_mean: np.ndarray,
+    input_var: np.ndarray,
+    *,
+    epsilon: float = f32(1e-5),
+    momentum: float = f32(0.9),
+    spatial: int = 1,
+    training_mode: int = 0,
+) -> tuple[np.ndarray]:
+    """Inference-mode BatchNormalization over channel dim 1 (output Y only)."""
+    s, t = affine_params(scale, B, input_mean, input_var, epsilon)
+    shape = (-1,) + (1,) * (X.ndim - 2)
+    dtype = X.dtype
+    s, t = s.astype(dtype).reshape(shape), t.astype(dtype).reshape(shape)
+    program = single_op(SPECS["affine"], [dtype.name] * 3, {})
+    return (fused_kernel(program)(X, s, t)[0],)
+
+
+@jit
+def _layer_norm(x, scale, bias, y, eps):
+    rows, d = x.shape
+    for r in numba.prange(rows):
+        mean = 0.0
+        for i in range(d):
+            mean += x[r, i]
+        mean /= d
+        var = 0.0
+        for i in range(d):
+            diff = x[r, i] - mean
+            var += diff * diff
+        inv = 1.0 / math.sqrt(var / d + eps)
+        for i in range(d):
+            y[r, i] = (x[r, i] - mean) * inv * scale[i] + bias[i]
+
+
+@kernels.register(
+    "LayerNormalization",
+    versions=(17,),
+    check=all_checks(check_dtypes((0, 1, 2), FLOATS), only_outputs(1)),
+)
+def layer_normalization(
+    X: np.ndarray,
+    Scale: np.ndarray,
+    B: np.ndarray | None = None,
+    *,
+    axis: int = -1,
+    epsilon: float = f32(1e-5),
+    stash_type: int = 1,
+) -> tuple[np.ndarray]:
+    """Normalize over dims ``axis..`` (statistics in float64; output Y only)."""
+    x = np.ascontiguousarray(X)
+    axis = axis % x.ndim
+    tail = x.shape[axis:]
+    d = int(np.prod(tail, dtype=np.int64))
+    scale = np.ascontiguousarray(np.broadcast_to(Scale, tail).reshape(d), dtype=x.dtype)
+    bias = np.zeros(d, x.dtype) if B is None else np.broadcast_to(B, tail).reshape(d)
+    y = np.empty_like(x)
+    if x.size:
+        _layer_norm(
+            x.reshape(-1, d),
+            scale,
+            np.ascontiguousarray(bias, x.dtype),
+            y.reshape(-1, d),
+            float(epsilon),
+        )
+    return (y,)
+
+
+@jit
+def _softmax_rows(x, y):
+    rows, d = x.shape
+    for r in numba.prange(rows):
+        top = -np.inf
+        for i in range(d):
+            top = max(top, x[r, i])
+        total = 0.0
+        for i in range(d):
+            e = math.exp(x[r, i] - top)
+            y[r, i] = e
+            total += e
+        inv = 1.0 / total
+        for i in range(d):
+            y[r, i] = y[r, i] * inv
+
+
+@kernels.register("Softmax", versions=(13,), dtypes=FLOATS)
+def softmax(input: np.ndarray, *, axis: int = -1) -> np.ndarray:
+    """Softmax along one axis (opset 13 semantics; older opsets are declined)."""
+    x = np.moveaxis(input, axis, -1) if input.ndim else input.reshape(1)
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    if x.size:
+        _softmax_rows(x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1]))
+    if not input.ndim:
+        return y.reshape(())
+    return np.ascontiguousarray(np.moveaxis(y, -1, axis))
+
+
+@jit
+def _lrn(x, y, size, alpha, beta, bias):
+    n, c, p = x.shape
+    lo = (size - 1) // 2
+    hi = size - 1 - lo
+    for t in numba.prange(n * c):
+        b = t // c
+        ch = t % c
+        c0 = max(0, ch - lo)
+        c1 = min(c - 1, ch + hi)
+        for i in range(p):
+            sq = 0.0
+            for k in range(c0, c1 + 1):
+                v = x[b, k, i]
+                sq += v * v
+            y[b, ch, i] = x[b, ch, i] / (bias + alpha / size * sq) ** beta
+
+
+@kernels.register("LRN", versions=(1, 13), dtypes=FLOATS)
+def lrn(
+    X: np.ndarray,
+    *,
+    alpha: float = f32(0.0001),
+    beta: float = 0.75,
+    bias: float = 1.0,
+    size: int,
+) -> np.ndarray:
+    """Local response normalization across channels."""
+    x = np.ascontiguousarray(X)
+    y = np.empty_like(x)
+    if x.size:
+        n, c = x.shape[:2]
+        _lrn(x.reshape(n, c, -1), y.reshape(n, c, -1), size, alpha, beta, bias)
+    return y
