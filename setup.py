@@ -39,7 +39,8 @@ class OptionalBuildExt(build_ext):
 
 
 sources = sorted(glob("csrc/**/*.cpp", recursive=True))
-extra = os.environ.get("ONNXEP_CXXFLAGS", "").split()
+extra = os.environ.get("ONNXEP_CXXFLAGS", "").split()  # e.g. sanitizers (scripts/sanitize.sh)
+extra_link = os.environ.get("ONNXEP_LDFLAGS", "").split()
 ext_modules = (
     [
         Pybind11Extension(
@@ -48,7 +49,7 @@ ext_modules = (
             include_dirs=["csrc/include"],
             cxx_std=17,
             extra_compile_args=["-O3", "-fno-math-errno", *extra],
-            extra_link_args=["-pthread"],
+            extra_link_args=["-pthread", *extra_link],
         )
     ]
     if sources
