@@ -1,0 +1,185 @@
+"""The C++ provider's GEMM against numpy's matmul (OpenBLAS) at the same thread count.
+
+Run from the repository root::
+
+    python benchmarks/bench_gemm.py                  # every CPU of this process
+    python benchmarks/bench_gemm.py --threads 1      # single-threaded, both sides
+
+Thread count: numpy's BLAS is limited with threadpoolctl when it is installed; otherwise
+OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS are set *before numpy is imported*
+(which is why this script imports numpy inside ``main``). The C++ GEMM gets the same count
+through its ``threads=`` argument. Each size is timed in alternation (C++, numpy, C++, ...)
+after a warm-up, so both see the same machine noise; the figure is the median. Results are
+printed as a Markdown table and written to ``benchmarks/results/gemm.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+SQUARE = [64, 128, 256, 512, 1024, 2048]
+TRANSFORMER = [(128, 768, 768), (128, 768, 3072), (128, 3072, 768)]
+DEFAULT_JSON = pathlib.Path(__file__).parent / "results" / "gemm.json"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=0, help="0: every CPU (default)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs per size (max)")
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds per size (max)")
+    parser.add_argument("--json", type=pathlib.Path, default=DEFAULT_JSON)
+    parser.add_argument("--sizes", default="", help="e.g. 512,1024 or 128x768x3072")
+    return parser.parse_args(argv)
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    with contextlib.suppress(AttributeError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[str]:
+    """Limit numpy's BLAS to ``n`` threads; yields how it was done."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield "environment variables set before importing numpy"
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield "threadpoolctl"
+
+
+def shapes(spec: str) -> list[tuple[int, int, int]]:
+    """(M, N, K) triples: the defaults, or those of ``--sizes``."""
+    if not spec:
+        return [(n, n, n) for n in SQUARE] + list(TRANSFORMER)
+    result = []
+    for item in spec.split(","):
+        dims = [int(d) for d in item.lower().split("x")]
+        result.append((dims[0], dims[0], dims[0]) if len(dims) == 1 else tuple(dims))  # type: ignore[arg-type]
+    return result
+
+
+def measure(fns: dict[str, Callable[[], Any]], repeats: int, budget: float) -> dict[str, float]:
+    """Median seconds of each function, timed in alternation after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget and len(times[name]) >= 3:
+            break
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def machine(threads: int, how: str, isa: str) -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": model,
+        "cpus_available": cpu_count(),
+        "threads": threads,
+        "blas_threads_set_by": how,
+        "cpp_gemm_isa": isa,
+        "python": platform.python_version(),
+        "load_average_1min_at_start": load,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time every shape; returns the JSON document."""
+    import numpy as np
+
+    from onnxep_cpp import _kernels
+
+    threads = args.threads or cpu_count()
+    rng = np.random.default_rng(0)
+    rows = []
+    with blas_threads(threads) as how:
+        info = machine(threads, how, _kernels.gemm_isa())
+        info["numpy"] = np.__version__
+        for m, n, k in shapes(args.sizes):
+            a = rng.standard_normal((m, k), dtype=np.float32)
+            b = rng.standard_normal((k, n), dtype=np.float32)
+            np.testing.assert_allclose(
+                _kernels.matmul(a, b, threads=threads), a @ b, rtol=1e-3, atol=1e-2 * np.sqrt(k)
+            )
+            t = measure(
+                {
+                    "cpp": lambda a=a, b=b: _kernels.matmul(a, b, threads=threads),
+                    "numpy": lambda a=a, b=b: a @ b,
+                },
+                args.repeats,
+                args.budget,
+            )
+            flops = 2.0 * m * n * k
+            row = {
+                "m": m, "n": n, "k": k,
+                "cpp_ms": t["cpp"] * 1e3, "numpy_ms": t["numpy"] * 1e3,
+                "cpp_gflops": flops / t["cpp"] / 1e9, "numpy_gflops": flops / t["numpy"] / 1e9,
+                "ratio": t["numpy"] / t["cpp"],
+            }  # fmt: skip
+            rows.append(row)
+            print(f"  {m}x{n}x{k}: C++ {row['cpp_gflops']:.0f} GFLOP/s, "
+                  f"numpy {row['numpy_gflops']:.0f} GFLOP/s", file=sys.stderr)  # fmt: skip
+    return {"machine": info, "results": rows}
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results as a Markdown table (ratio > 1: the C++ GEMM is faster)."""
+    info = doc["machine"]
+    lines = [
+        f"GEMM, float32, {info['threads']} thread(s) each, {info['cpu']} "
+        f"(C++ path: {info['cpp_gemm_isa']}); median of repeats after warm-up",
+        "",
+        "| M x N x K | C++ ms | numpy ms | C++ GFLOP/s | numpy GFLOP/s | C++ / numpy |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["results"]:
+        lines.append(
+            f"| {r['m']}x{r['n']}x{r['k']} | {r['cpp_ms']:.3f} | {r['numpy_ms']:.3f} | "
+            f"{r['cpp_gflops']:.1f} | {r['numpy_gflops']:.1f} | {r['ratio']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if "numpy" not in sys.modules:  # without threadpoolctl, only the environment works
+        threads = str(args.threads or cpu_count())
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = threads
+    doc = run(args)
+    print(markdown(doc))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwritten to {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
