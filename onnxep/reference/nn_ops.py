@@ -185,16 +185,6 @@ def _group_norm(x: np.ndarray, scale: Any, bias: Any, groups: int, eps: float) -
     return y.astype(x.dtype, copy=False)
 
 
-@kernels.register("GroupNormalization", versions=(18,), dtypes=FLOATS)
-def group_norm_18(
-    X: Any, scale: Any, bias: Any, *, epsilon: float = 9.999999747378752e-06, num_groups: int
-) -> Any:
-    """Group normalisation with one scale and bias per group."""
-    x = np.asarray(X)
-    per = x.shape[1] // num_groups
-    return _group_norm(x, np.repeat(scale, per), np.repeat(bias, per), num_groups, epsilon)
-
-
 @kernels.register("GroupNormalization", versions=(21,), dtypes=FLOATS, check=lambda n: (
     None if n.attrs.get("stash_type", 1) == 1 else "stash_type != 1 is left to onnx"))  # fmt: skip
 def group_norm(

@@ -63,9 +63,13 @@ def _typed_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v for v in inferred.graph.value_info}
     types.update({v.name: v for v in inferred.graph.output if v.type.WhichOneof("value")})
+    first = next(iter(model.graph.input), None)
     for out in model.graph.output:
         if out.name in types:
             out.CopyFrom(types[out.name])
+        elif first is not None:  # inference gave up (function ops): the first input's type
+            elem = first.type.tensor_type.elem_type
+            out.CopyFrom(helper.make_tensor_value_info(out.name, elem, None))
     return model
 
 
