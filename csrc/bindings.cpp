@@ -369,7 +369,7 @@ void bind_elementwise(py::module_& m) {
   using B = onnxep::BinaryOp;
   const std::pair<const char*, B> ops[] = {{"add", B::Add}, {"sub", B::Sub}, {"mul", B::Mul},
                                            {"div", B::Div}, {"max", B::Max}, {"min", B::Min},
-                                           {"pow", B::Pow}};
+                                           {"pow", B::Pow}, {"add_relu", B::AddRelu}};
   for (const auto& [name, op] : ops) {
     m.def(
         name,

@@ -69,6 +69,12 @@ struct Min {
   }
 };
 struct Pow { float operator()(float a, float b) const { return std::pow(a, b); } };
+struct AddRelu {
+  float operator()(float a, float b) const {
+    const float s = a + b;
+    return s < 0.0f ? 0.0f : s;
+  }
+};
 
 // One contiguous row of the output: each input steps 1 (a vector) or 0 (a broadcast scalar).
 template <class F>
@@ -181,6 +187,7 @@ void binary(BinaryOp op, const float* a, const std::int64_t* a_strides, const fl
     case BinaryOp::Max: return go(Max{});
     case BinaryOp::Min: return go(Min{});
     case BinaryOp::Pow: return go(Pow{});
+    case BinaryOp::AddRelu: return go(AddRelu{});
   }
 }
 

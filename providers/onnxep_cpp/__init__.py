@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from onnxep.graph import NodeInfo
-from onnxep.provider import Provider, Support
+from onnxep.provider import Provider, Segment, Support
 from onnxep_cpp import _elementwise, _math, _nn, _normalization  # noqa: F401 (register kernels)
+from onnxep_cpp._fusion import compile_segment
 from onnxep_cpp._registry import kernels, load_error, native
 
 __all__ = ["CppProvider", "isa"]
@@ -44,6 +45,10 @@ class CppProvider(Provider):
     def bind(self, info: NodeInfo) -> Callable[..., Any]:
         """The node's kernel with its attributes and this session's thread count bound."""
         return functools.partial(super().bind(info), threads=self.threads or 0)
+
+    def compile(self, segment: Segment) -> Callable[..., tuple[Any, ...]] | None:
+        """Fuse Conv+Relu and Add+Relu pairs; None (node by node) when nothing fuses."""
+        return compile_segment(self, segment)
 
 
 def isa() -> str:

@@ -13,7 +13,7 @@ import numpy as np
 
 from onnxep_cpp._registry import FLOAT, kernels, native
 
-__all__: list[str] = []
+__all__ = ["BINARY", "UNARY"]
 
 Kernel = Callable[..., np.ndarray]
 
@@ -58,6 +58,12 @@ def _variadic(name: str) -> Kernel:
     return kernel
 
 
+UNARY = {
+    name: _unary(name)
+    for name in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "abs", "neg", "erf")
+}
+BINARY = {name: _binary(name) for name in ("add", "sub", "mul", "div", "pow")}
+
 for _op, _name, _versions in (
     ("Relu", "relu", (6, 13, 14)),
     ("Sigmoid", "sigmoid", (6, 13)),
@@ -69,7 +75,7 @@ for _op, _name, _versions in (
     ("Neg", "neg", (6, 13)),
     ("Erf", "erf", (9, 13)),
 ):
-    kernels.register(_op, versions=_versions, dtypes=FLOAT)(_unary(_name))
+    kernels.register(_op, versions=_versions, dtypes=FLOAT)(UNARY[_name])
 
 for _op, _name, _versions in (
     ("Add", "add", (7, 13, 14)),
@@ -78,7 +84,7 @@ for _op, _name, _versions in (
     ("Div", "div", (7, 13, 14)),
     ("Pow", "pow", (7, 12, 13, 15)),
 ):
-    kernels.register(_op, versions=_versions, dtypes=FLOAT)(_binary(_name))
+    kernels.register(_op, versions=_versions, dtypes=FLOAT)(BINARY[_name])
 
 for _op, _name in (("Max", "max"), ("Min", "min")):
     kernels.register(_op, versions=(8, 12, 13), dtypes=FLOAT)(_variadic(_name))

@@ -21,7 +21,7 @@ from onnx.reference import ReferenceEvaluator
 
 import onnxep
 from onnxep.graph import NodeInfo, graph_from_proto
-from onnxep_cpp import CppProvider
+from onnxep_cpp import CppProvider, _fusion
 from onnxep_cpp._registry import load_error, native
 
 pytestmark = pytest.mark.skipif(
@@ -313,7 +313,7 @@ def test_missing_extension_is_reported_and_nothing_else_breaks():
 
         sys.meta_path.insert(0, Block())
         import onnxep
-        from onnxep_cpp import CppProvider
+        from onnxep_cpp import CppProvider, _fusion
         status = CppProvider.is_available()
         assert not status.ok and "blocked by the test" in status.reason, status
         assert "CppExecutionProvider" not in onnxep.get_available_providers()
@@ -337,3 +337,61 @@ def test_missing_extension_is_reported_and_nothing_else_breaks():
     )
     assert done.returncode == 0, done.stderr
     assert "fallback ok" in done.stdout
+
+
+def _residual_model(relu_input_is_output: bool) -> onnx.ModelProto:
+    """x -> Conv -> Relu -> Conv -> Add(x) -> Relu: two fusable pairs."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c2", "x"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu2"),
+    ]
+    rng = np.random.default_rng(5)
+    inits = {
+        "w1": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
+        "b1": rng.standard_normal(4).astype(np.float32),
+        "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
+    }
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if relu_input_is_output:
+        outputs.append(helper.make_tensor_value_info("c1", TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes,
+        "residual",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 6, 6])],
+        outputs,
+        [onnx.numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("relu_input_is_output", [False, True])
+def test_compile_fuses_relu_into_conv_and_add(relu_input_is_output):
+    model = _residual_model(relu_input_is_output)
+    session = onnxep.InferenceSession(model.SerializeToString(), providers=["cpp"])
+    (segment,) = session.plan.partition.segments
+    assert segment.provider.name == CPP
+    provider = CppProvider()
+    pairs = _fusion._fusable_pairs(provider, segment)
+    fused = sorted(segment.graph.nodes[i].name for i in pairs)
+    assert fused == (["add"] if relu_input_is_output else ["add", "conv1"])
+    assert provider.compile(segment) is not None
+    kinds = {step.kind for step in session.plan.steps.values()}
+    assert kinds == {"segment"}, session.plan.source
+    x = np.random.default_rng(1).standard_normal((2, 4, 6, 6)).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    got = session.run(None, {"x": x})
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+
+
+def test_compile_declines_segments_without_pairs():
+    model = single_node("Relu", [(3,)], 14)
+    session = onnxep.InferenceSession(model.SerializeToString(), providers=["cpp"])
+    (segment,) = session.plan.partition.segments
+    assert CppProvider().compile(segment) is None
+    assert {step.kind for step in session.plan.steps.values()} == {"node"}

@@ -12,7 +12,8 @@ enum class UnaryOp { Relu, Sigmoid, Tanh, Exp, Log, Sqrt, Abs, Neg, Erf, LeakyRe
 void unary(UnaryOp op, const float* x, float* y, std::int64_t n, float alpha, float beta,
            int threads);
 
-enum class BinaryOp { Add, Sub, Mul, Div, Max, Min, Pow };
+// AddRelu is max(a + b, 0): an Add followed by a Relu, fused.
+enum class BinaryOp { Add, Sub, Mul, Div, Max, Min, Pow, AddRelu };
 
 // y = a op b over an output of `rank` dims `shape`; a_strides / b_strides give each input's
 // element stride per output dim (0 where the input is broadcast). y is C-contiguous.
