@@ -17,6 +17,7 @@ from typing import Any
 
 from onnxep.errors import EPFail, NotImplemented
 from onnxep.graph import Graph, Node, NodeInfo
+from onnxep.io_binding import host_value
 from onnxep.partition import Partition, partition
 from onnxep.provider import Provider, Segment
 from onnxep.registry import is_multi_output
@@ -34,8 +35,10 @@ class TransferStats:
     count: int = 0
     bytes: int = 0
 
-    def record(self, value: Any) -> None:
-        """Count one copy of ``value``."""
+    def record(self, value: Any, source: Any = None) -> None:
+        """Count one copy of ``value`` (none when a transfer returned its ``source`` itself)."""
+        if value is source:
+            return
         self.count += 1
         self.bytes += int(getattr(value, "nbytes", 0))
 
@@ -134,13 +137,21 @@ def build_plan(
     *,
     exclude: Mapping[int, set[str]] | None = None,
     profiler: Any = None,
+    outputs_on_device: bool = False,
+    device_feeds: bool = False,
 ) -> Plan:
-    """Partition and compile; a provider that fails to compile loses those nodes, with a warning."""
+    """Partition and compile; a provider that fails to compile loses those nodes, with a warning.
+
+    For :mod:`onnxep.io_binding`: ``outputs_on_device`` leaves each graph output on the device
+    that produced it instead of copying it to the host; ``device_feeds`` copies a feed that
+    is a device array to the host before a host provider reads it.
+    """
     excluded = {k: set(v) for k, v in (exclude or {}).items()}
     while True:
         parts = partition(graph, providers, exclude=excluded)
         try:
-            return _Emitter(graph, parts, providers, profiler).emit()
+            emitter = _Emitter(graph, parts, providers, profiler, outputs_on_device, device_feeds)
+            return emitter.emit()
         except BuildFailure as failure:
             segment = failure.segment
             if segment.provider is providers[-1]:
@@ -170,9 +181,19 @@ class _Emitter:
     """Writes the generated function for one plan."""
 
     def __init__(
-        self, graph: Graph, parts: Partition, providers: Sequence[Provider], profiler: Any
+        self,
+        graph: Graph,
+        parts: Partition,
+        providers: Sequence[Provider],
+        profiler: Any,
+        outputs_on_device: bool = False,
+        device_feeds: bool = False,
     ) -> None:
         self.graph = graph
+        self.outputs_on_device = outputs_on_device
+        self.device_feeds = device_feeds
+        self.feeds: dict[str, str] = {}  # graph input -> its parameter, as fed
+        self.host_feeds: dict[str, str] = {}  # graph input -> variable holding it on the host
         self.parts = parts
         self.providers = providers
         self.profiler = profiler
@@ -204,6 +225,8 @@ class _Emitter:
         """The variable holding ``name`` on ``device``, emitting a copy if needed."""
         if not name:
             return "None"
+        if device == HOST and self.device_feeds and name in self.feeds:
+            return self._host_feed(name, segment)
         if (name, device) in self.var:
             return self.var[(name, device)]
         home = self.home[name]
@@ -213,7 +236,7 @@ class _Emitter:
             self._copy(name, source, provider.to_host, home, device, segment)
         else:
             assert segment is not None, "only segments ask for values on a device"
-            host = self._value(name, HOST, segment)
+            host = self.feeds.get(name) or self._value(name, HOST, segment)
             self._copy(name, host, segment.provider.to_device, HOST, device, segment)
         return self.var[(name, device)]
 
@@ -231,18 +254,49 @@ class _Emitter:
             self.var[(name, dst)] = self._fresh("c", array)
             self.transfers.append(TransferInfo(name, src, dst, True, _nbytes(array)))
             return
+        if name in self.graph.initializers and dst != HOST:
+            self._upload_overridable(name, source, fn, src, dst, seg)
+            return
         target = self._fresh("x")
         fn_name = self._fresh("t", fn)
         self.var[(name, dst)] = target
         nbytes = _nbytes(self.graph.initializers.get(name))
         self.transfers.append(TransferInfo(name, src, dst, False, nbytes))
         info = StepInfo("transfer", seg, None, f"{name}: {src} -> {dst}")
-        self._line(f"{target} = {fn_name}({source}); _stats.record({target})", info)
+        self._line(f"{target} = {fn_name}({source}); _stats.record({target}, {source})", info)
+
+    def _upload_overridable(
+        self, name: str, source: str, fn: Callable[[Any], Any], src: str, dst: str,
+        seg: Segment | None,
+    ) -> None:
+        """An initializer that may be fed: uploaded once, copied again only when fed."""
+        initial = self.graph.initializers[name]
+        device_copy = self._fresh("c", fn(initial))
+        host_copy = self._fresh("c", initial)
+        target, fn_name = self._fresh("x"), self._fresh("t", fn)
+        self.var[(name, dst)] = target
+        self.transfers.append(TransferInfo(name, src, dst, True, _nbytes(initial)))
+        info = StepInfo("transfer", seg, None, f"{name}: {src} -> {dst} (if fed)")
+        self._line(
+            f"{target} = {device_copy} if {source} is {host_copy} else {fn_name}({source}); "
+            f"_stats.record({target}, {device_copy})",
+            info,
+        )
+
+    def _host_feed(self, name: str, segment: Segment | None) -> str:
+        """A feed read on the host: a device array (CuPy, DLPack) is copied, numpy passes."""
+        if name not in self.host_feeds:
+            target = self._fresh("x")
+            fn_name = self._fresh("t", host_value)
+            info = StepInfo("transfer", segment, None, f"{name}: device feed -> cpu")
+            self._line(f"{target} = {fn_name}({self.feeds[name]}, _stats)", info)
+            self.host_feeds[name] = target
+        return self.host_feeds[name]
 
     # --- emission ---------------------------------------------------------------------
     def emit(self) -> Plan:
         for i, name in enumerate(self.inputs):
-            self.var[(name, HOST)] = f"a{i}"
+            self.var[(name, HOST)] = self.feeds[name] = f"a{i}"
             self.home[name] = HOST
         for name, array in self.graph.initializers.items():
             if (name, HOST) not in self.var:  # a fed (overridable) initializer stays an input
@@ -250,7 +304,10 @@ class _Emitter:
                 self.home[name] = HOST
         for segment in self.parts.segments:
             self._emit_segment(segment)
-        outs = [self._value(o, HOST, None) for o in self.graph.outputs]
+        if self.outputs_on_device:  # io_binding: each output stays where it was produced
+            outs = [self.var[(o, self.home[o])] for o in self.graph.outputs]
+        else:
+            outs = [self._value(o, HOST, None) for o in self.graph.outputs]
         self._line(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
         self._insert_deletes()
         params = ", ".join(f"a{i}" for i in range(len(self.inputs)))
@@ -270,7 +327,11 @@ class _Emitter:
             for node in segment.nodes:
                 self._emit_node(segment, node)
             return
-        args = [self._value(x, provider.device, segment) for x in segment.inputs]
+        host_args = set(getattr(compiled, "host_inputs", ()))  # inputs it reads on the host
+        args = [
+            self._value(x, HOST if i in host_args else provider.device, segment)
+            for i, x in enumerate(segment.inputs)
+        ]
         fn = self._fresh("s", compiled)
         outs = [self._define(o, provider) for o in segment.outputs]
         step = StepInfo("segment", segment, None, f"segment {segment.index}")

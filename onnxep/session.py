@@ -14,6 +14,7 @@ from onnxep.errors import EPFail, Fail, InvalidArgument, NotImplemented, OnnxepE
 from onnxep.explain import Explanation
 from onnxep.feeds import check_feeds
 from onnxep.graph import Graph, graph_from_proto
+from onnxep.io_binding import is_device_array, run_device_feeds
 from onnxep.load import load_model
 from onnxep.metadata import ModelMetadata, NodeArg
 from onnxep.options import STRICT_KEY, RunOptions, SessionOptions
@@ -156,13 +157,28 @@ class InferenceSession:
         )
         initializers = self._graph.initializers
         args = [feeds[n] if n in feeds else initializers[n] for n in self._graph.inputs]
-        outputs = self._run_plan(args)
+        if any(is_device_array(v) for v in feeds.values()):  # CuPy/DLPack feeds
+            outputs = run_device_feeds(self, args)
+        else:
+            outputs = self._run_plan(args)
         by_name = dict(zip(self._graph.outputs, outputs, strict=True))
         return [_as_result(by_name[n]) for n in names]
 
     def run_with_ort_values(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
         """Not provided: onnxep has no OrtValue type; use ``run``."""
         raise NotImplemented("run_with_ort_values: onnxep has no OrtValue; call run()")
+
+    def io_binding(self) -> Any:
+        """An :class:`~onnxep.io_binding.IOBinding`: device inputs, outputs left on a device."""
+        from onnxep import io_binding
+
+        return io_binding.IOBinding(self)
+
+    def run_with_iobinding(self, iobinding: Any, run_options: RunOptions | None = None) -> None:
+        """Run with a binding's inputs; its outputs land where they were bound."""
+        from onnxep import io_binding
+
+        io_binding.run_with_iobinding(self, iobinding)
 
     def _output_names(self, output_names: Sequence[str] | None) -> list[str]:
         if not output_names:

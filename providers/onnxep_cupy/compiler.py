@@ -73,7 +73,11 @@ class Analysis:
 def analyse(segment: Segment, kernels: Mapping[int, Kernel]) -> Analysis:
     """Fold, place and fuse one segment (pure host work: no device is touched)."""
     graph = segment.graph
-    consts = {n: np.asarray(v) for n, v in graph.initializers.items() if n in segment.inputs}
+    consts = {  # initializers that are also graph inputs may be fed: not constants
+        n: np.asarray(v)
+        for n, v in graph.initializers.items()
+        if n in segment.inputs and n not in graph.inputs
+    }
     a = Analysis(segment, list(segment.nodes), dict(kernels), consts, set(), {})
     _fold_constants(a)
     _fold_batch_norms(a)

@@ -36,6 +36,7 @@ class GraphRunner:
     def __init__(self, fn: Callable[..., tuple[Any, ...]], label: str, max_graphs: int = 8) -> None:
         self.fn = fn
         self.label = label
+        self.host_inputs: tuple[int, ...] = getattr(fn, "host_inputs", ())
         self.max_graphs = max_graphs
         self.graphs: dict[tuple[Any, ...], _Captured] = {}
         self.seen: set[tuple[Any, ...]] = set()

@@ -9,7 +9,6 @@ a host value read by a device kernel (uploaded), or a device value in a host-inp
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
 from collections.abc import Callable
@@ -61,6 +60,8 @@ class SegmentProgram:
         self.folded = list(analysis.folded)
         self.bn_folded = analysis.bn_folded
         self.kernel_steps = emitter.kernel_steps
+        #: Positions of segment inputs read only on the host (the plan passes host values).
+        self.host_inputs = emitter.host_inputs
         name = f"<onnxep-cupy-segment-{next(_ids)}>"
         exec(compile(self.source, name, "exec"), emitter.ns)
         self.run: Callable[..., tuple[Any, ...]] = emitter.ns["run"]
@@ -89,6 +90,7 @@ class _Emitter:
         self.var: dict[tuple[str, str], str] = {}  # (value, "host"|"dev") -> expression
         self.fused: list[FusedKernelSpec] = []
         self.syncs = self.uploads = self.kernel_steps = 0
+        self.host_inputs: tuple[int, ...] = ()
         self.params = {name: f"a{i}" for i, name in enumerate(a.segment.inputs)}
 
     def _bind(self, prefix: str, obj: Any) -> str:
@@ -126,11 +128,45 @@ class _Emitter:
             self.uploads += 1
         return target
 
+    def _fused_nodes(self) -> set[int]:
+        roots = {n.index for n in self.a.nodes if _is_root(self.a, n)}
+        return roots | {n.index for n in self.a.inlined.values()}
+
+    def where(self, node: Node, i: int) -> str:
+        """Where a node reads its input ``i``: ``host``, ``dev`` or ``raw`` (Shape's data)."""
+        kernel = self.a.kernels[node.index]
+        if kernel.fn is tensor.shape:
+            return "raw"
+        on_host = any(o in self.a.host for o in node.outputs if o)
+        return "host" if on_host or i in kernel.host_inputs else "dev"
+
+    def _host_params(self) -> set[str]:
+        """Segment inputs read only on the host: the plan passes them without a copy."""
+        uses: dict[str, set[str]] = {name: set() for name in self.params}
+        fused = self._fused_nodes()
+        for node in self.a.nodes:
+            for i, x in enumerate((*node.inputs, *node.implicit_inputs)):
+                if x not in uses:
+                    continue
+                w = "dev" if node.index in fused or i >= len(node.inputs) else self.where(node, i)
+                if w == "raw":
+                    w = "host" if host_preferred(self.a, x) else "dev"
+                uses[x].add(w)
+        for x in self.a.segment.outputs:
+            if x in uses:
+                uses[x].add("dev")
+        return {name for name, w in uses.items() if w <= {"host"}}
+
     def emit(self) -> str:
+        host_params = self._host_params()
+        self.host_inputs = tuple(
+            i for i, name in enumerate(self.a.segment.inputs) if name in host_params
+        )
+        self.a.host.update(n for n in host_params if n not in self.a.consts)
         for node in self.a.nodes:
             if node.outputs[0] in self.a.inlined:
                 continue
-            if fusible(self.a, node) and OPS[node.op_type].out == "f":
+            if _is_root(self.a, node):
                 self._emit_fused(node)
             else:
                 self._emit_node(node)
@@ -181,14 +217,7 @@ class _Emitter:
     def _emit_node(self, node: Node) -> None:
         kernel = self.a.kernels[node.index]
         fn = self._bind("k", bind_kernel(kernel, NodeInfo(node, self.a.segment.graph)))
-        on_host = any(o in self.a.host for o in node.outputs if o)
-        args = []
-        for i, x in enumerate(node.inputs):
-            if kernel.fn is tensor.shape:
-                where = "raw"
-            else:
-                where = "host" if on_host or i in kernel.host_inputs else "dev"
-            args.append(self.value(x, where))
+        args = [self.value(x, self.where(node, i)) for i, x in enumerate(node.inputs)]
         args += [self.value(x, "dev") for x in node.implicit_inputs]
         call = f"{fn}({', '.join(args)})"
         self.kernel_steps += 1
@@ -221,6 +250,6 @@ class _Emitter:
         self.lines = out
 
 
-def null_context() -> contextlib.AbstractContextManager[None]:
-    """No device to select (the numpy-emulated provider of the tests)."""
-    return contextlib.nullcontext()
+def _is_root(a: Analysis, node: Node) -> bool:
+    """A node that computes a fused kernel's result (with its inlined producers)."""
+    return node.outputs[0] not in a.inlined and fusible(a, node) and OPS[node.op_type].out == "f"

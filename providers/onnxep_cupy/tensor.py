@@ -192,25 +192,33 @@ def constant_of_shape(input: Any, *, value: np.ndarray | None = None) -> Any:
     return xp.full(dims, fill[0], dtype=fill.dtype)
 
 
-def _dropout_check(info: NodeInfo) -> str | None:
-    if len(info.node.outputs) > 1 and info.node.outputs[1]:
-        return "the mask output is not supported (inference only)"
-    return None
+def dropout_7(data: Any, *, ratio: float = 0.5, mask: bool = False) -> tuple[Any, Any]:
+    """Inference Dropout-7/10 is the identity; the mask, when the node names it, is all ones."""
+    if not mask:
+        return data, None
+    xp = xp_of(data)
+    return data, xp.ones(data.shape, dtype=data.dtype if mask == "T" else np.bool_)
 
 
-@kernels.register("Dropout", versions=(7, 10), dtypes=ANY_TENSOR, check=_dropout_check)
-def dropout_7(data: Any, *, ratio: float = 0.5) -> tuple[Any, None]:
-    """Inference Dropout is the identity."""
-    return data, None
-
-
-@kernels.register(
-    "Dropout", versions=(12, 13, 22), dtypes=ANY_TENSOR, host_inputs=(1, 2), check=_dropout_check
-)
 def dropout(
-    data: Any, ratio: Any = None, training_mode: Any = None, *, seed: int | None = None
-) -> tuple[Any, None]:
-    """Identity unless ``training_mode`` is true, which is refused at run time."""
+    data: Any,
+    ratio: Any = None,
+    training_mode: Any = None,
+    *,
+    seed: int | None = None,
+    mask: bool = False,
+) -> tuple[Any, Any]:
+    """Dropout-12+: identity unless ``training_mode`` is true, which is refused at run time."""
     if training_mode is not None and bool(np.asarray(training_mode)):
         raise ValueError("Dropout with training_mode=True is not supported")
-    return data, None
+    return dropout_7(data, mask=mask)
+
+
+@kernels.register("Dropout", versions=(7, 10, 12, 13, 22), dtypes=ANY_TENSOR, host_inputs=(1, 2),
+                  factory=True)
+def dropout_for(info: NodeInfo) -> Any:
+    """Dropout bound to its node: a mask (all ones) is made only if the node names one."""
+    fn = dropout_7 if info.node.key.since_version < 12 else dropout
+    wants = len(info.node.outputs) > 1 and bool(info.node.outputs[1])
+    mask: bool | str = ("T" if info.node.key.since_version == 7 else True) if wants else False
+    return functools.partial(fn, mask=mask, **info.attrs)
