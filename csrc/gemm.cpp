@@ -246,6 +246,10 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int6
     scale_c(M, N, beta, C, ldc);
     return;
   }
+  if ((M == 1 || N == 1) && sgemv(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                  threads)) {
+    return;
+  }
   const GemmKernel k = active_kernel();
   int T = resolve_threads(threads);
   const Grid g = choose_grid(M, N, K, &T, k);

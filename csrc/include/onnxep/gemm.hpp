@@ -14,6 +14,12 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int6
            const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C,
            std::int64_t ldc, int threads);
 
+// The M == 1 and N == 1 cases of sgemm without packing; false when it does not apply
+// (sgemm calls it first).
+bool sgemv(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+           const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C,
+           std::int64_t ldc, int threads);
+
 // `batch` independent products C_b = op(A_b) op(B_b) (alpha 1, beta 0) with element offsets
 // between consecutive matrices (0 repeats one operand). Small products run one per thread.
 void sgemm_batched(std::int64_t batch, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N,
