@@ -7,7 +7,10 @@ and the errors raised before any raw pointer is touched.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -479,6 +482,28 @@ def test_gil_is_released_so_threads_overlap():
     assert len(results) == 4
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+def _child_matmul(queue) -> None:  # runs in a forked child
+    a = np.ones((200, 300), np.float32)
+    queue.put(float(native.matmul(a, a.T, threads=2)[0, 0]))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_thread_pool_survives_fork():
+    native.matmul(rand(300, 300), rand(300, 300), threads=2)  # the parent's pool exists
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a threaded process
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_child_matmul, args=(queue,))
+        child.start()
+        child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in the thread pool")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == 300.0
 
 
 def test_isa_and_threads_are_reported():
