@@ -145,7 +145,7 @@ def _fold_batch_norms(a: Analysis) -> None:
     replaced: dict[int, Node] = {}
     dropped: set[int] = set()
     for bn in a.nodes:
-        if a.kernels[bn.index].fn is not normalization.batch_norm:
+        if a.kernels[bn.index].fn not in normalization.BATCH_NORMS:
             continue
         conv = producers.get(bn.inputs[0])
         if conv is None or a.kernels[conv.index].fn is not conv_ops.conv or conv.index in replaced:

@@ -136,8 +136,10 @@ _TABLE: dict[str, tuple[tuple[str, ...], int, bool, tuple[int, ...], Sequence[st
     "Gelu": (("X",), 0, False, (20,), FLOATS),
     "Clip": (("input", "min", "max"), 2, False, (11, 12, 13), FLOATS),
 }
-for _op in ("Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Sigmoid", "Tanh"):
+for _op in ("Abs", "Neg", "Sqrt", "Reciprocal", "Floor", "Ceil", "Sigmoid"):
     _TABLE[_op] = (("X",), 0, False, (6, 13), FLOATS)
+for _op in ("Exp", "Log", "Tanh"):
+    _TABLE[_op] = (("input",), 0, False, (6, 13), FLOATS)
 
 for _op, (_inputs, _optional, _variadic, _versions, _dtypes) in _TABLE.items():
     kernels.register(

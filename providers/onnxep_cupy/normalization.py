@@ -15,7 +15,7 @@ from onnxep_cupy._fused import run_spec
 from onnxep_cupy._registry import FLOATS, kernels
 from onnxep_cupy.codegen import EwNode, fuse_tree
 
-__all__ = ["batch_norm", "bn_affine", "layer_normalization", "softmax"]
+__all__ = ["BATCH_NORMS", "batch_norm", "bn_affine", "layer_normalization", "softmax"]
 
 _EPS = 9.999999747378752e-06  # the schemas' float32 1e-5
 _MOMENTUM = 0.8999999761581421
@@ -37,7 +37,7 @@ def _inference_check(info: NodeInfo) -> str | None:
     return None
 
 
-@kernels.register("BatchNormalization", versions=(9, 14, 15), dtypes=FLOATS, check=_inference_check)
+@kernels.register("BatchNormalization", versions=(14, 15), dtypes=FLOATS, check=_inference_check)
 def batch_norm(
     X: Any,
     scale: Any,
@@ -56,6 +56,25 @@ def batch_norm(
         _SCALE_SHIFT, X, s.astype(X.dtype).reshape(shape), t.astype(X.dtype).reshape(shape)
     )
     return (y, None, None, None, None)
+
+
+@kernels.register("BatchNormalization", versions=(9,), dtypes=FLOATS, check=_inference_check)
+def batch_norm_9(
+    X: Any,
+    scale: Any,
+    B: Any,
+    mean: Any,
+    var: Any,
+    *,
+    epsilon: float = _EPS,
+    momentum: float = _MOMENTUM,
+) -> tuple[Any, ...]:
+    """BatchNormalization-9 (its statistics inputs are named ``mean`` and ``var``)."""
+    return batch_norm(X, scale, B, mean, var, epsilon=epsilon)
+
+
+#: The BatchNormalization kernels (the compiler folds them into a preceding Conv).
+BATCH_NORMS = (batch_norm, batch_norm_9)
 
 
 def _softmax_last(x: Any, axis: int, log: bool) -> Any:

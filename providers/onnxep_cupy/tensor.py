@@ -214,8 +214,9 @@ def dropout(
     return dropout_7(data, mask=mask)
 
 
-@kernels.register("Dropout", versions=(7, 10, 12, 13, 22), dtypes=ANY_TENSOR, host_inputs=(1, 2),
-                  factory=True)
+@kernels.register(
+    "Dropout", versions=(7, 10, 12, 13, 22), dtypes=ANY_TENSOR, host_inputs=(1, 2), factory=True
+)
 def dropout_for(info: NodeInfo) -> Any:
     """Dropout bound to its node: a mask (all ones) is made only if the node names one."""
     fn = dropout_7 if info.node.key.since_version < 12 else dropout
