@@ -9,7 +9,6 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -51,9 +50,14 @@ F32 as_f32(const py::handle& obj, const char* name) {
 
 Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
 
+// The product of s[from:to].
 std::int64_t product(const Shape& s, std::size_t from = 0, std::size_t to = SIZE_MAX) {
+  to = std::min(to, s.size());
   std::int64_t n = 1;
-  for (std::size_t i = from; i < std::min(to, s.size()); ++i) n *= s[i];
+  for (auto it = s.begin() + static_cast<std::ptrdiff_t>(std::min(from, to));
+       it != s.begin() + static_cast<std::ptrdiff_t>(to); ++it) {
+    n *= *it;
+  }
   return n;
 }
 
@@ -103,68 +107,73 @@ F32 gemm(const py::handle& a_obj, const py::handle& b_obj, const py::object& c_o
   return y;
 }
 
+// numpy's broadcast of two shapes (aligned on the right), or ValueError naming `what`.
+Shape broadcast_shape(const Shape& as, const Shape& bs, const std::string& what) {
+  Shape out(std::max(as.size(), bs.size()), 1);
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    const std::int64_t da = k < as.size() ? as[as.size() - 1 - k] : 1;
+    const std::int64_t db = k < bs.size() ? bs[bs.size() - 1 - k] : 1;
+    require(da == db || da == 1 || db == 1, what);
+    out[out.size() - 1 - k] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// Element offsets of each matrix of a broadcast batch: `dims` are one operand's batch dims
+// (right-aligned to `batch`), each matrix `size` elements long.
+std::vector<std::int64_t> batch_offsets(const Shape& batch, Shape dims, std::int64_t size) {
+  dims.insert(dims.begin(), batch.size() - dims.size(), 1);
+  const std::int64_t count = product(batch);
+  std::vector<std::int64_t> offsets(static_cast<std::size_t>(count));
+  for (std::int64_t flat = 0; flat < count; ++flat) {
+    std::int64_t rest = flat, index = 0, stride = 1;
+    for (std::size_t d = batch.size(); d-- > 0;) {
+      index += (dims[d] == 1 ? 0 : rest % batch[d]) * stride;
+      rest /= batch[d];
+      stride *= dims[d];
+    }
+    offsets[flat] = index * size;
+  }
+  return offsets;
+}
+
 // numpy.matmul semantics: 1-D operands promoted and the added dims dropped; batch dims
 // broadcast against each other.
 F32 matmul(const py::handle& a_obj, const py::handle& b_obj, int threads) {
   const F32 a = as_f32(a_obj, "A");
   const F32 b = as_f32(b_obj, "B");
   Shape as = shape_of(a), bs = shape_of(b);
-  require(!as.empty() && !bs.empty(), "MatMul: operands must have rank >= 1, got " +
-                                          shape_str(as) + " and " + shape_str(bs));
+  const std::string operands = shape_str(as) + " @ " + shape_str(bs);
+  require(!as.empty() && !bs.empty(), "MatMul: operands must have rank >= 1, got " + operands);
   const bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
   if (a_vec) as.insert(as.begin(), 1);
   if (b_vec) bs.push_back(1);
-  const std::int64_t M = as[as.size() - 2], K = as.back();
-  const std::int64_t Kb = bs[bs.size() - 2], N = bs.back();
-  require(K == Kb, "MatMul: inner dimensions differ: " + shape_str(shape_of(a)) + " @ " +
-                       shape_str(shape_of(b)));
-  const std::size_t batch_rank = std::max(as.size(), bs.size()) - 2;
-  Shape a_batch(batch_rank, 1), b_batch(batch_rank, 1), batch(batch_rank, 1);
-  std::copy(as.begin(), as.end() - 2, a_batch.end() - (as.size() - 2));
-  std::copy(bs.begin(), bs.end() - 2, b_batch.end() - (bs.size() - 2));
-  for (std::size_t i = 0; i < batch_rank; ++i) {
-    require(a_batch[i] == b_batch[i] || a_batch[i] == 1 || b_batch[i] == 1,
-            "MatMul: batch dimensions do not broadcast: " + shape_str(shape_of(a)) + " @ " +
-                shape_str(shape_of(b)));
-    batch[i] = a_batch[i] == 1 ? b_batch[i] : a_batch[i];
-  }
+  const std::int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
+  require(K == bs[bs.size() - 2], "MatMul: inner dimensions differ: " + operands);
+  const Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
+  const Shape batch =
+      broadcast_shape(a_batch, b_batch, "MatMul: batch dimensions do not broadcast: " + operands);
   Shape out_shape = batch;
   if (!a_vec) out_shape.push_back(M);
   if (!b_vec) out_shape.push_back(N);
   F32 y(out_shape);
-  const std::int64_t count = std::accumulate(batch.begin(), batch.end(), std::int64_t{1},
-                                             std::multiplies<std::int64_t>());
+  const std::int64_t count = product(batch);
   if (count * M * N == 0) return y;
-  const bool b_shared = std::all_of(b_batch.begin(), b_batch.end(), [](auto d) { return d == 1; });
-  const bool a_full = a_batch == batch;
   const float* ap = a.data();
   const float* bp = b.data();
   float* yp = y.mutable_data();
-  if (b_shared && a_full) {  // one tall product: (count*M) x K times K x N
+  if (product(b_batch) == 1 && product(a_batch) == count) {  // one (count*M) x K x N product
     py::gil_scoped_release no_gil;
     onnxep::sgemm(false, false, count * M, N, K, 1.0f, ap, K, bp, N, 0.0f, yp, N, threads);
     return y;
   }
-  std::vector<std::int64_t> a_off(count), b_off(count);
-  for (std::int64_t flat = 0; flat < count; ++flat) {
-    std::int64_t rest = flat, ai = 0, bi = 0, a_stride = 1, b_stride = 1;
-    for (std::size_t d = batch_rank; d-- > 0;) {
-      const std::int64_t idx = rest % batch[d];
-      rest /= batch[d];
-      ai += (a_batch[d] == 1 ? 0 : idx) * a_stride;
-      bi += (b_batch[d] == 1 ? 0 : idx) * b_stride;
-      a_stride *= a_batch[d];
-      b_stride *= b_batch[d];
-    }
-    a_off[flat] = ai * M * K;
-    b_off[flat] = bi * K * N;
-  }
+  const auto a_off = batch_offsets(batch, a_batch, M * K);
+  const auto b_off = batch_offsets(batch, b_batch, K * N);
   py::gil_scoped_release no_gil;
   onnxep::sgemm_batched(count, false, false, M, N, K, ap, K, a_off.data(), bp, N, b_off.data(),
                         yp, N, threads);
   return y;
 }
-
 
 // --- elementwise ----------------------------------------------------------------------
 
@@ -195,14 +204,8 @@ F32 binary(onnxep::BinaryOp op, const py::handle& a_obj, const py::handle& b_obj
   const F32 a = as_f32(a_obj, "A");
   const F32 b = as_f32(b_obj, "B");
   const Shape as = shape_of(a), bs = shape_of(b);
-  Shape out(std::max(as.size(), bs.size()), 1);
-  for (std::size_t k = 0; k < out.size(); ++k) {
-    const std::int64_t da = k < as.size() ? as[as.size() - 1 - k] : 1;
-    const std::int64_t db = k < bs.size() ? bs[bs.size() - 1 - k] : 1;
-    require(da == db || da == 1 || db == 1, "operands could not be broadcast together: " +
-                                                shape_str(as) + " and " + shape_str(bs));
-    out[out.size() - 1 - k] = da == 1 ? db : da;
-  }
+  const Shape out = broadcast_shape(
+      as, bs, "operands could not be broadcast together: " + shape_str(as) + " and " + shape_str(bs));
   F32 y(out);
   if (y.size() == 0) return y;
   const Shape sa = broadcast_strides(as, out), sb = broadcast_strides(bs, out);
