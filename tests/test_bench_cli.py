@@ -105,7 +105,9 @@ def test_json_schema(model_run: dict) -> None:
     assert doc["schema"] == "onnxep-bench/1"
     assert {"created", "machine", "settings", "models", "skipped"} <= set(doc)
     machine = doc["machine"]
-    assert {"cpu", "cores", "threads", "versions", "providers_available"} <= set(machine)
+    assert {"cpu", "cores", "threads", "versions", "providers_available", "onnxep_source"} <= set(
+        machine
+    )
     assert {"numpy", "onnx", "onnxruntime", "numba"} <= set(machine["versions"])
     assert doc["settings"]["repeat"] == 2
     assert [m["name"] for m in doc["models"]] == ["tiny_chain", "add_chain:length=5"]

@@ -69,6 +69,33 @@ def _gpu_name(available: Sequence[str]) -> str | None:
         return f"unknown ({type(exc).__name__})"
 
 
+def _source_revision() -> str | None:
+    """The git commit onnxep runs from (``+dirty`` with uncommitted changes), if a checkout."""
+    import subprocess
+
+    folder = pathlib.Path(__file__).resolve().parents[2]
+    if not (folder / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "-uno"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, threads, load, package versions."""
     from onnxep.bench.suite import unavailable_providers
@@ -90,6 +117,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         "providers_available": available,
         "providers_unavailable": unavailable_providers(),
         "gpu": _gpu_name(available),
+        "onnxep_source": _source_revision(),
     }
 
 
@@ -104,7 +132,8 @@ def machine_markdown(info: dict[str, Any]) -> str:
         f"{info['memory_gib']} GiB RAM; threads per runtime: {info['threads']}",
         f"- GPU: {info['gpu'] or 'none used'}",
         f"- load average at start (1/5/15 min): {info['load_average']}",
-        f"- {info['platform']}, Python {info['python']}",
+        f"- {info['platform']}, Python {info['python']}"
+        + (f"; onnxep from git {info['onnxep_source']}" if info.get("onnxep_source") else ""),
         f"- versions: {versions}" + (f" (not installed: {', '.join(missing)})" if missing else ""),
         f"- onnxep providers available: {', '.join(info['providers_available'])}",
     ]
