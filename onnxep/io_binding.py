@@ -205,7 +205,14 @@ def run_device_feeds(session: InferenceSession, args: Sequence[Any]) -> tuple[An
     """``session.run`` when a feed is a device array: host providers get host copies of it."""
     plan = _device_plan(session, outputs_on_device=False)
     plan.stats.count = plan.stats.bytes = 0
-    return plan.run(*args)
+    outputs = plan.run(*args)
+    _report(session, plan)
+    return outputs
+
+
+def _report(session: InferenceSession, plan: Plan) -> None:
+    """``session.plan.stats`` tells the copies of the last run, whichever plan ran it."""
+    session.plan.stats.count, session.plan.stats.bytes = plan.stats.count, plan.stats.bytes
 
 
 def _place(session: InferenceSession, name: str, value: Any, device: str) -> Any:
@@ -234,6 +241,7 @@ def run_with_iobinding(session: InferenceSession, binding: IOBinding) -> None:
     plan = _device_plan(session, outputs_on_device=True)
     plan.stats.count = plan.stats.bytes = 0
     outputs = dict(zip(graph.outputs, plan.run(*args), strict=True))
+    _report(session, plan)
     binding._results = [
         _place(session, name, outputs[name], device)
         for name, (device, _) in binding._outputs.items()

@@ -95,6 +95,7 @@ def test_device_feed_reaches_host_kernels_as_a_host_copy(fake_cuda: str) -> None
     session = onnxep.InferenceSession(_model(), providers=[fake_cuda])
     assert session.assignment(0) == fake_cuda and session.assignment(1) != fake_cuda
     y, z = session.run(None, {"x": DLArray(X)})
+    assert session.plan.stats.count == 2  # x copied for Neg, y copied back; x not re-uploaded
     np.testing.assert_array_equal(y, np.maximum(X, 0))
     np.testing.assert_array_equal(z, -X)
     with pytest.raises(onnxep.Fail, match="Neg"):  # the ordinary plan hands Neg the DLArray
@@ -111,6 +112,7 @@ def test_io_binding_keeps_device_outputs_on_the_device(fake_cuda: str) -> None:
     session.run_with_iobinding(binding)
     y, z = binding.get_outputs()
     assert isinstance(y, DLArray), "a cuda-bound output was copied to the host"
+    assert session.plan.stats.count == 1  # x copied for Neg only
     np.testing.assert_array_equal(y.data, np.maximum(X, 0))
     np.testing.assert_array_equal(z, -X)
     on_cpu = binding.copy_outputs_to_cpu()
