@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from onnxep.errors import EPFail, NotImplemented
+from onnxep.errors import EPFail, NotImplemented, OnnxepError
 from onnxep.graph import Graph, Node, NodeInfo
 from onnxep.io_binding import host_value
 from onnxep.partition import Partition, partition
@@ -109,17 +109,53 @@ class SubgraphFunction:
     ones this body reads (the branches of an If read different outer values).
     """
 
-    def __init__(self, plan: Plan, n_formal: int, pick: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        n_formal: int,
+        pick: tuple[int, ...] | None = None,
+        providers: Sequence[Provider] = (),
+    ) -> None:
         self.plan = plan
         self.n_formal = n_formal
         self.pick = pick
         self.run = plan.run
+        self._providers = tuple(providers)
+        self._excluded: dict[int, set[str]] = {}
 
     def __call__(self, *args: Any) -> tuple[Any, ...]:
-        if self.pick is None:
-            return self.run(*args)
-        outer = args[self.n_formal :]
-        return self.run(*args[: self.n_formal], *[outer[i] for i in self.pick])
+        if self.pick is not None:
+            outer = args[self.n_formal :]
+            args = (*args[: self.n_formal], *[outer[i] for i in self.pick])
+        while True:
+            try:
+                return self.run(*args)
+            except OnnxepError:
+                raise
+            except Exception as exc:
+                if not self._fall_back(exc):
+                    raise
+
+    def _fall_back(self, exc: Exception) -> bool:
+        """Rebuild the body without the provider whose segment failed, as the session does."""
+        step = self.plan.failing_step(exc)
+        segment = step.segment if step is not None else None
+        if step is None or segment is None or not self._providers:
+            return False
+        if segment.provider is self._providers[-1]:
+            return False
+        warnings.warn(
+            f"{segment.provider.name} failed while running segment {segment.index} of a "
+            f"control-flow body ({step.description}): {type(exc).__name__}: {exc}; "
+            f"rebuilding those {len(segment.nodes)} node(s) on the next provider",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        for node in segment.nodes:
+            self._excluded.setdefault(node.index, set()).add(segment.provider.name)
+        self.plan = build_plan(self.plan.graph, self._providers, exclude=self._excluded)
+        self.run = self.plan.run
+        return True
 
 
 class BuildFailure(Exception):
@@ -440,4 +476,4 @@ def compile_subgraph(
     if outer and graph.outer_names != outer:
         pick = tuple(outer.index(name) for name in graph.outer_names)
     plan = build_plan(graph, providers, profiler=None)
-    return SubgraphFunction(plan, len(graph.inputs), pick)
+    return SubgraphFunction(plan, len(graph.inputs), pick, providers)
