@@ -346,3 +346,36 @@ def test_sequence_map_body_reads_outer_value() -> None:
     cat, dims = _compare(_model(graph, 17), feeds)
     np.testing.assert_allclose(cat, np.array([23, 45, 67, 23, 45, 67], np.float32))
     np.testing.assert_array_equal(dims, [3, 3])
+
+
+class _FlakyMul(onnxep.Provider):
+    """Claims Mul and fails whenever it runs: its nodes inside a body must fall back."""
+
+    name = "FlakyMulExecutionProvider"
+    kernels = onnxep.KernelRegistry()
+    calls = 0
+
+
+@_FlakyMul.kernels.register("Mul", versions=(7, 13, 14))
+def _broken_mul(a: Any, b: Any) -> Any:
+    _FlakyMul.calls += 1
+    raise ValueError("flaky device lost")
+
+
+def test_body_segment_failing_at_run_time_falls_back_with_a_warning() -> None:
+    model = _loop_model(13, with_m=True, with_cond=True, stop_after=None)
+    feeds = {
+        "x": np.array([1.0, 2.0, 3.0], np.float32),
+        "a": np.zeros(3, np.float32),
+        "M": np.array(3, np.int64),
+        "cond": np.array(True),
+    }
+    session = onnxep.InferenceSession(model, providers=[_FlakyMul(), "reference"])
+    with pytest.warns(RuntimeWarning, match="FlakyMul.*control-flow body.*flaky device lost"):
+        acc, rows, squares = session.run(None, feeds)
+    assert _FlakyMul.calls == 1  # rebuilt once, then the reference path ran every iteration
+    np.testing.assert_allclose(acc, [3.0, 6.0, 9.0])
+    np.testing.assert_allclose(squares, [0.0, 1.0, 4.0])
+    assert rows.shape == (3, 3)
+    session.run(None, feeds)  # the rebuilt body is kept: no second warning, no second call
+    assert _FlakyMul.calls == 1
