@@ -11,5 +11,6 @@ from onnxep.reference import (
     nn_ops,  # noqa: F401
     pool_ops,  # noqa: F401
     reduce_ops,  # noqa: F401
+    resize_ops,  # noqa: F401
     tensor_ops,  # noqa: F401
 )

@@ -89,10 +89,8 @@ def _run(
     x = np.asarray(x)
     if axes is not None:
         axes = tuple(int(a) for a in np.asarray(axes).reshape(-1))
-    if not axes:
-        if noop_with_empty_axes:
-            return x
-        axes = None
+    if not axes:  # no axes: all of them, or none at all (the non-reducing steps still run)
+        axes = () if noop_with_empty_axes else None
     return np.asarray(fn(x, axes, bool(keepdims)))
 
 

@@ -36,6 +36,8 @@ def make_model(
     dtypes and shapes. IR version 8, so onnxruntime 1.31 loads it too.
     """
     names = list(inputs)
+    while names and inputs[names[-1]] is None:  # trailing missing optionals: leave them out
+        names.pop()
     outs = list(outputs) if outputs is not None else [f"y{i}" for i in range(n_outputs)]
     node = helper.make_node(
         op_type, [n if inputs[n] is not None else "" for n in names], outs, **attrs
