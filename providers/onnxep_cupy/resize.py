@@ -39,8 +39,9 @@ def source_coordinates(n_in: int, n_out: int, scale: float, mode: str) -> np.nda
     x = np.arange(n_out, dtype=np.float64)
     if mode == "asymmetric":
         return x / scale
-    if mode == "align_corners":
-        return np.zeros(n_out) if n_out == 1 else x * (n_in - 1) / (n_out - 1)
+    if mode == "align_corners":  # onnx uses the unrounded resized length, n_in * scale
+        span = n_in * scale - 1
+        return np.zeros(n_out) if n_out == 1 or span == 0 else x * (n_in - 1) / span
     if mode == "pytorch_half_pixel" and n_out == 1:
         return np.zeros(n_out)
     if mode == "half_pixel_symmetric":

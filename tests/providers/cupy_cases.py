@@ -432,3 +432,13 @@ def reference_outputs(case: Case, feeds: dict[str, np.ndarray]) -> list[Any]:
     """The reference provider's answer."""
     session = onnxep.InferenceSession(case.model(), providers=["reference"])
     return session.run(None, feeds)
+
+
+#: Node cases allowed to differ, with why (shared with the GPU run).
+KNOWN_DIFFERENCES = {
+    "test_attention_4d_causal_fp16_expanded": "float16 computed in float32 and rounded once: "
+    "1 ulp from onnx's op-by-op float16 rounding, above the case's atol of 1e-7",
+    "test_bernoulli_expanded": "random numbers (RandomUniformLike) differ between runs",
+    "test_bernoulli_double_expanded": "random numbers (RandomUniformLike) differ between runs",
+    "test_bernoulli_seed_expanded": "random numbers differ from onnx's generator",
+}

@@ -6,12 +6,13 @@ available, a failure instead when ``ONNXEP_REQUIRE_GPU=1`` (see ``conftest.py``)
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import onnx
 import pytest
-from cupy_cases import CASES, Case, reference_outputs
+from cupy_cases import CASES, KNOWN_DIFFERENCES, Case, reference_outputs
 from onnx import helper, numpy_helper
 
 import onnxep
@@ -156,3 +157,17 @@ def test_encoder_float32_on_gpu() -> None:
     np.testing.assert_allclose(
         session.run(None, feeds)[0], _reference(model, feeds)[0], rtol=1e-3, atol=1e-3
     )
+
+
+@pytest.mark.slow
+def test_onnx_node_cases_of_every_claimed_op_on_gpu() -> None:
+    """``onnxep verify cupy``: every node case touching a claimed op, on the GPU."""
+    from onnxep.verify import verify_provider
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = verify_provider(CUPY)
+    failed = {(op, case, why) for op, r in results.items() for case, why in r.failed}
+    unexpected = sorted(f for f in failed if f[1] not in KNOWN_DIFFERENCES)
+    assert not unexpected, unexpected
+    assert sum(len(r.passed) for r in results.values()) > 3000
