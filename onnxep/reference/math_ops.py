@@ -250,11 +250,15 @@ def div(a: Any, b: Any) -> Any:
     return q + fix.astype(q.dtype)
 
 
-@kernels.register("Pow", versions=(7, 12, 13, 15), check=input_dtypes(i0=FLOATS, i1=NUMERIC))
+@kernels.register(
+    "Pow", versions=(7, 12, 13, 15), check=input_dtypes(i0=(*FLOATS, "int32", "int64"), i1=NUMERIC)
+)
 @quiet
 def pow_(x: Any, y: Any) -> Any:
-    """x ** y in x's float type."""
+    """x ** y in x's type (integer bases: the float64 power truncated, as C++'s pow)."""
     dtype = np.asarray(x).dtype
+    if dtype.kind == "i":
+        return np.power(np.asarray(x, np.float64), y).astype(dtype)
     out = np.power(x, y)
     return out if out.dtype == dtype else out.astype(dtype)
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference._common import ALL, factory, input_dtypes
+from onnxep.reference._common import ALL, dtype_name, factory, input_dtypes
 from onnxep.reference._registry import kernels
 from onnxep.registry import since_versions
 
@@ -251,17 +251,27 @@ def constant_of_shape(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., An
     return run
 
 
-@kernels.register(
-    "Range", versions=(11, 27), dtypes=("float32", "float64", "int16", "int32", "int64")
-)
+_RANGE_TYPES = ("float32", "float64", "int16", "int32", "int64")
+
+
+def _range_check(info: NodeInfo) -> str | None:
+    if dtype_name(info, 0) == "float16" and info.attrs.get("stash_type", 1) != 1:
+        return "float16 Range with stash_type=0 is left to onnx"
+    return None
+
+
+@kernels.register("Range", versions=(11,), dtypes=_RANGE_TYPES)
+@kernels.register("Range", versions=(27,), dtypes=(*_RANGE_TYPES, "float16"), check=_range_check)
 def range_(start: Any, limit: Any, delta: Any, *, stash_type: int = 1) -> Any:
-    """start, start + delta, ... up to (excluding) limit."""
+    """start + i * delta for i = 0, 1, ... while before limit (float16 computed in float32)."""
     start, limit, delta = (np.asarray(v).reshape(-1)[0] for v in (start, limit, delta))
     dtype = start.dtype
     count = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
     if dtype.kind == "i":
         return (int(start) + int(delta) * np.arange(count, dtype=np.int64)).astype(dtype)
-    return (start + delta * np.arange(count, dtype=dtype)).astype(dtype, copy=False)
+    work = np.float32 if dtype == np.float16 else dtype.type
+    steps = np.arange(count, dtype=work)
+    return (work(start) + work(delta) * steps).astype(dtype, copy=False)
 
 
 @kernels.register("DepthToSpace", versions=(1, 11, 13, 28))
