@@ -103,7 +103,12 @@ def run_onnxep(
         assert all(ran.values()), f"not run by a hand-written kernel: {ran}\n{session.explain()}"
         for index in range(len(model.graph.node)):
             assert session.assignment(index) == REFERENCE, session.explain()
-    return session.run(None, feeds_of(model, inputs))
+    feeds = feeds_of(model, inputs)
+    before = {name: value.copy() for name, value in feeds.items()}
+    outputs = session.run(None, feeds)
+    for name, value in feeds.items():  # kernels never write into their inputs
+        np.testing.assert_array_equal(value, before[name], err_msg=f"input {name} was modified")
+    return outputs
 
 
 def run_evaluator(model: onnx.ModelProto, inputs: Mapping[str, Any]) -> list[Any]:

@@ -168,8 +168,8 @@ def test_integer_division_truncates_toward_zero():
 )
 @pytest.mark.parametrize("opset", [7, 12, 13, 15])
 def test_pow(opset, base, exponent):
-    if opset == 7 and base != exponent:
-        pytest.skip("Pow-7 takes one type for both inputs")
+    if (opset == 7 and base != exponent) or (opset < 12 and np.dtype(base).kind == "i"):
+        pytest.skip("Pow-7 takes one float type for both inputs")
     x = rand(3, 4, dtype=base, low=0.5, high=2)
     y = rand(4, dtype=exponent, seed=1, low=-2, high=2)
     check("Pow", {"x": x, "y": y}, opset, rtol=2e-3)

@@ -308,6 +308,11 @@ def test_range(start, limit, delta, dtype):
     check("Range", inputs, 11)
 
 
+def test_range_float16_computes_in_float32():
+    inputs = {k: np.array(v, np.float16) for k, v in (("s", 1000.0), ("l", 1010.0), ("d", 1.5))}
+    check("Range", inputs, 27)
+
+
 @pytest.mark.parametrize("opset", [1, 10, 11, 24])
 @pytest.mark.parametrize("largest", [1, 0])
 @pytest.mark.parametrize("axis", [-1, 0, 1])
