@@ -164,6 +164,8 @@ def test_integer_division_truncates_toward_zero():
         (np.float32, np.int64),
         (np.float64, np.int32),
         (np.float16, np.float16),
+        (np.int32, np.int32),
+        (np.int64, np.float32),
     ],
 )
 @pytest.mark.parametrize("opset", [7, 12, 13, 15])
