@@ -11,13 +11,15 @@ from onnxep.bench.report import fmt_ms, require_matplotlib
 __all__ = ["ops_markdown", "plot_ops"]
 
 
-def _cell_text(cell: dict[str, Any] | None, notes: list[str]) -> str:
+Notes = dict[tuple[str, str, str, str], list[int]]
+
+
+def _cell_text(cell: dict[str, Any] | None, notes: Notes) -> str:
     if cell is None:
         return "-"
     if cell.get("error"):
-        notes.append(
-            f"{cell['op']} {cell['dtype']} n={cell['size']} / {cell['runner']}: {cell['error']}"
-        )
+        key = (cell["op"], cell["dtype"], cell["runner"], cell["error"])
+        notes.setdefault(key, []).append(cell["size"])
         for status in ("declined", "fell back"):
             if cell["error"].startswith(status):
                 return status
@@ -29,7 +31,7 @@ def _cell_text(cell: dict[str, Any] | None, notes: list[str]) -> str:
 
 
 def _op_table(
-    op: str, cells: Sequence[dict[str, Any]], runners: list[str], notes: list[str]
+    op: str, cells: Sequence[dict[str, Any]], runners: list[str], notes: Notes
 ) -> list[str]:
     lines = [
         f"### {op} (p50 ms)",
@@ -58,7 +60,7 @@ def ops_markdown(result: Mapping[str, Any], unavailable: Mapping[str, str]) -> s
     cells = result["cells"]
     runners = list(dict.fromkeys(c["runner"] for c in cells))
     lines = ["## Per-op sweeps", ""]
-    notes: list[str] = []
+    notes: Notes = {}
     for op in dict.fromkeys(c["op"] for c in cells):
         lines += _op_table(op, [c for c in cells if c["op"] == op], runners, notes)
     lines += [
@@ -91,7 +93,10 @@ def ops_markdown(result: Mapping[str, Any], unavailable: Mapping[str, str]) -> s
             f"measured. Unavailable providers: {why}."
         )
     if notes:
-        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+        lines += ["", "Notes:", ""]
+        for (op, dtype, runner, error), sizes in notes.items():
+            at = ", ".join(str(n) for n in sizes)
+            lines.append(f"- {op} {dtype} n={at} / {runner}: {error}")
     return "\n".join(lines)
 
 
