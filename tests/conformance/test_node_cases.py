@@ -1,8 +1,10 @@
 """Every ONNX node test case of the installed onnx, through ``onnxep.InferenceSession``.
 
-Default providers, onnx's tolerances (exact for ints, bools and strings; NaN equals NaN).
-Known failures are listed with their reasons in :mod:`known_failures`; the pass count is
-printed at the end of the run (see ``conftest.py``).
+Each case runs twice: with the default providers (what a user gets), and on the reference
+provider alone (the path that takes every node the others decline, so it must pass all of
+them by itself). onnx's tolerances; exact for ints, bools and strings; NaN equals NaN.
+Known failures are listed with their reasons in :mod:`known_failures`; the pass count of
+the default run is printed at the end (see ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from typing import Any
 import pytest
 
 from .cases import NodeCase, load_cases, run_case
-from .known_failures import KNOWN_FAILURES
+from .known_failures import KNOWN_FAILURES, REFERENCE_PREFIX
 
 
-def _params() -> Iterator[Any]:
+def _params(prefix: str = "") -> Iterator[Any]:
     for case in load_cases():
-        reason = KNOWN_FAILURES.get(case.name)
+        reason = KNOWN_FAILURES.get(prefix + case.name)
         marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
         yield pytest.param(case, id=case.name, marks=marks)
 
@@ -28,9 +30,14 @@ def test_node_case(case: NodeCase) -> None:
     run_case(case)
 
 
+@pytest.mark.parametrize("case", list(_params(REFERENCE_PREFIX)))
+def test_node_case_reference_only(case: NodeCase) -> None:
+    run_case(case, providers=["reference"])
+
+
 def test_known_failures_name_real_cases() -> None:
     names = {case.name for case in load_cases()}
-    stale = sorted(set(KNOWN_FAILURES) - names)
+    stale = sorted(k for k in KNOWN_FAILURES if k.removeprefix(REFERENCE_PREFIX) not in names)
     assert not stale, f"known_failures.py lists cases that do not exist: {stale}"
 
 
