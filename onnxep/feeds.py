@@ -37,9 +37,7 @@ def to_value(name: str, value: Any, expected: ValueType) -> Any:
         value, "__array__"
     ):
         return np.asarray(value)
-    raise InvalidArgument(
-        f"input {name!r}: expected a numpy array, got {type(value).__name__}"
-    )
+    raise InvalidArgument(f"input {name!r}: expected a numpy array, got {type(value).__name__}")
 
 
 def _from_list(value: list[Any], expected: ValueType) -> np.ndarray:
@@ -100,12 +98,16 @@ def _type_text(dtype: np.dtype) -> str:
 
 
 def _check_tensor(name: str, value: Any, expected: ValueType) -> None:
-    if expected.dtype is not None and np.dtype(value.dtype) != expected.dtype:
-        if not (expected.dtype == object and np.dtype(value.dtype).kind in "US"):
-            raise InvalidArgument(
-                f"Unexpected input data type for input {name!r}. "
-                f"Actual: ({_type_text(value.dtype)}) , expected: ({expected.text})"
-            )
+    actual = np.dtype(value.dtype)
+    if (
+        expected.dtype is not None
+        and actual != expected.dtype
+        and not (expected.dtype == object and actual.kind in "US")  # str arrays for strings
+    ):
+        raise InvalidArgument(
+            f"Unexpected input data type for input {name!r}. "
+            f"Actual: ({_type_text(value.dtype)}) , expected: ({expected.text})"
+        )
     if expected.shape is None:
         return
     shape = tuple(value.shape)
