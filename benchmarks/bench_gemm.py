@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import pathlib
@@ -69,7 +70,8 @@ def shapes(spec: str) -> list[tuple[int, int, int]]:
     result = []
     for item in spec.split(","):
         dims = [int(d) for d in item.lower().split("x")]
-        result.append((dims[0], dims[0], dims[0]) if len(dims) == 1 else tuple(dims))  # type: ignore[arg-type]
+        m, n, k = dims if len(dims) == 3 else (dims[0],) * 3
+        result.append((m, n, k))
     return result
 
 
@@ -127,14 +129,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             np.testing.assert_allclose(
                 _kernels.matmul(a, b, threads=threads), a @ b, rtol=1e-3, atol=1e-2 * np.sqrt(k)
             )
-            t = measure(
-                {
-                    "cpp": lambda a=a, b=b: _kernels.matmul(a, b, threads=threads),
-                    "numpy": lambda a=a, b=b: a @ b,
-                },
-                args.repeats,
-                args.budget,
-            )
+            contenders: dict[str, Callable[[], Any]] = {
+                "cpp": functools.partial(_kernels.matmul, a, b, threads=threads),
+                "numpy": functools.partial(np.matmul, a, b),
+            }
+            t = measure(contenders, args.repeats, args.budget)
             flops = 2.0 * m * n * k
             row = {
                 "m": m, "n": n, "k": k,

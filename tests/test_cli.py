@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import onnx
 import pytest
@@ -45,7 +46,9 @@ def test_run_with_dims_and_compare(small_model, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "output y: float32[4, 3]" in out
-    assert "max abs err 0, max rel err 0 vs reference" in out
+    # other providers' Sigmoid may differ from numpy's in the last bit (C++: ~6e-8)
+    err = re.search(r"max abs err (\S+), max rel err (\S+) vs reference", out)
+    assert err is not None and float(err[1]) < 1e-6 and float(err[2].rstrip(",")) < 1e-6, out
 
 
 def test_run_rejects_bad_dim(small_model, capsys):

@@ -64,7 +64,8 @@ UNARY = {
 }
 BINARY = {name: _binary(name) for name in ("add", "sub", "mul", "div", "pow")}
 
-for _op, _name, _versions in (
+Table = tuple[tuple[str, str, tuple[int, ...]], ...]
+_UNARY_OPS: Table = (
     ("Relu", "relu", (6, 13, 14)),
     ("Sigmoid", "sigmoid", (6, 13)),
     ("Tanh", "tanh", (6, 13)),
@@ -74,17 +75,19 @@ for _op, _name, _versions in (
     ("Abs", "abs", (6, 13)),
     ("Neg", "neg", (6, 13)),
     ("Erf", "erf", (9, 13)),
-):
-    kernels.register(_op, versions=_versions, dtypes=FLOAT)(UNARY[_name])
-
-for _op, _name, _versions in (
+)
+_BINARY_OPS: Table = (
     ("Add", "add", (7, 13, 14)),
     ("Sub", "sub", (7, 13, 14)),
     ("Mul", "mul", (7, 13, 14)),
     ("Div", "div", (7, 13, 14)),
     ("Pow", "pow", (7, 12, 13, 15)),
-):
+)
+for _op, _name, _versions in _UNARY_OPS:
+    kernels.register(_op, versions=_versions, dtypes=FLOAT)(UNARY[_name])
+for _op, _name, _versions in _BINARY_OPS:
     kernels.register(_op, versions=_versions, dtypes=FLOAT)(BINARY[_name])
+
 
 for _op, _name in (("Max", "max"), ("Min", "min")):
     kernels.register(_op, versions=(8, 12, 13), dtypes=FLOAT)(_variadic(_name))

@@ -6,7 +6,8 @@ is resolved here into explicit pads from the input's shape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def conv2d_call(
     X: np.ndarray,
     W: np.ndarray,
     B: np.ndarray | None,
-    attrs: dict[str, object],
+    attrs: Mapping[str, Any],
     relu: bool,
     threads: int,
 ) -> np.ndarray:
@@ -63,11 +64,11 @@ def conv2d_call(
     spatial = X.shape[2:]
     kernel = W.shape[2:]
     n = len(spatial)
-    strides = list(attrs.get("strides") or [1] * n)  # type: ignore[call-overload]
-    dilations = list(attrs.get("dilations") or [1] * n)  # type: ignore[call-overload]
+    strides = list(attrs.get("strides") or [1] * n)
+    dilations = list(attrs.get("dilations") or [1] * n)
     pads = explicit_pads(
         str(attrs.get("auto_pad", "NOTSET")),
-        attrs.get("pads"),  # type: ignore[arg-type]
+        attrs.get("pads"),
         spatial,
         kernel,
         strides,
@@ -81,7 +82,7 @@ def conv2d_call(
         pads=_pads_2d(pads),
         strides=_as_2d(strides, 1),
         dilations=_as_2d(dilations, 1),
-        group=int(attrs.get("group", 1)),  # type: ignore[call-overload]
+        group=int(attrs.get("group", 1)),
         relu=relu,
         threads=threads,
     )
