@@ -92,7 +92,10 @@ def _im2col(
 def _depthwise(
     xp: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int], out: Sequence[int]
 ) -> np.ndarray:
-    """One input channel per output channel: accumulate kernel positions elementwise."""
+    """One input channel per output channel: accumulate kernel positions elementwise.
+
+    Stride 1 runs on flattened planes, other strides on strided views.
+    """
     if all(s == 1 for s in strides):
         return _depthwise_flat(xp, w, dil, out)
     n, c = xp.shape[:2]
@@ -107,6 +110,35 @@ def _depthwise(
         np.multiply(xp[(slice(None), slice(None), *taps)], scale, out=tmp)
         y += tmp
     return y
+
+
+def _depthwise_channels_last(
+    x: np.ndarray, w: np.ndarray, begin: Sequence[int], end: Sequence[int],
+    strides: Sequence[int], dil: Sequence[int], out: Sequence[int],
+) -> np.ndarray:  # fmt: skip
+    """Depthwise conv for many channels on small planes: padded straight into a
+    channels-last copy, so every kernel position is one operation whose inner loop runs
+    over the channels."""
+    n, c = x.shape[:2]
+    inner = [slice(max(-b, 0), size - max(-e, 0)) for b, e, size in zip(begin, end, x.shape[2:])]
+    x = x[(slice(None), slice(None), *inner)]  # negative pads crop
+    lo = [max(b, 0) for b in begin]
+    shape = [size + b + max(e, 0) for size, b, e in zip(x.shape[2:], lo, end)]
+    src = scratch(2, (n, *shape, c), x.dtype)
+    src.fill(0)
+    src[(slice(None), *(slice(b, b + size) for b, size in zip(lo, x.shape[2:])))] = np.moveaxis(
+        x, 1, -1
+    )
+    weights = np.ascontiguousarray(np.moveaxis(w[:, 0], 0, -1))  # (*kernel, C)
+    acc = np.zeros((n, *out, c), dtype=x.dtype)
+    tmp = scratch(1, acc.shape, x.dtype)
+    for pos in np.ndindex(*w.shape[2:]):
+        taps = [
+            slice(p * d, p * d + s * (o - 1) + 1, s) for p, d, s, o in zip(pos, dil, strides, out)
+        ]
+        np.multiply(src[(slice(None), *taps)], weights[pos], out=tmp)
+        acc += tmp
+    return np.ascontiguousarray(np.moveaxis(acc, -1, 1))
 
 
 def _depthwise_flat(
@@ -142,10 +174,12 @@ def _conv_float(
     m, cg = w.shape[:2]
     kernel = w.shape[2:]
     nd = len(kernel)
-    xp = padded(x, begin, end)
-    if cg == 1 and m == c == group and nd > 0:
-        y = _depthwise(xp, w, strides, dil, out)
+    if cg == 1 and m == c == group and nd > 0 and c >= 4 * out[-1]:
+        y = _depthwise_channels_last(x, w, begin, end, strides, dil, out)
+    elif cg == 1 and m == c == group and nd > 0:
+        y = _depthwise(padded(x, begin, end), w, strides, dil, out)
     else:
+        xp = padded(x, begin, end)
         if all(k == 1 for k in kernel):
             window = tuple(slice(0, s * (o - 1) + 1, s) for s, o in zip(strides, out))
             cols = xp[(slice(None), slice(None), *window)]
