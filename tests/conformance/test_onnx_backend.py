@@ -2,8 +2,10 @@
 
 This runs the node cases a second time, through onnx's runner and the Backend API instead of
 ``InferenceSession`` directly (it checks ``prepare``/``run`` and onnx's output comparison),
-plus the small model suites that ship with onnx (``simple``, ``pytorch-converted``,
-``pytorch-operator``). The whole module stays within a few seconds on two cores.
+plus the model suites that ship with onnx: ``simple``, ``pytorch-converted``,
+``pytorch-operator``, and ``real`` (the light ResNet-50, VGG-19, DenseNet-121, Inception
+v1/v2, SqueezeNet, ShuffleNet, AlexNet and ZFNet with their expected outputs; about 20 s in
+all on two cores). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 
 import onnxep.backend
 
-from .known_failures import KNOWN_FAILURES
+from .known_failures import KNOWN_FAILURES, REFERENCE_PREFIX
 
 # numpy's floating-point warnings on edge-case inputs (a NaN cast to uint8, 0/0) are not
 # conformance failures: onnxruntime computes those values silently, and the values are compared.
@@ -25,11 +27,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # onnx's case generators overflow/divide by zero on purpose
     backend_test = onnx.backend.test.BackendTest(onnxep.backend, __name__)
 
-# The "real" suite: full-size ResNet-50, VGG-19, DenseNet-121, Inception v1/v2, SqueezeNet,
-# ShuffleNet, AlexNet and ZFNet from onnx/backend/test/data/light; each takes from seconds to
-# a minute on the reference path, over the test budget. The benchmarks run them instead.
-backend_test.exclude(r"^test_(bvlc_alexnet|densenet121|inception_v1|inception_v2|resnet50)_")
-backend_test.exclude(r"^test_(shufflenet|squeezenet|vgg19|zfnet512)_")
 # Bernoulli draws random numbers: onnx's expected values cannot be matched (the generator
 # says so). test_node_cases.py checks their shape, dtype and 0/1 values instead.
 backend_test.exclude(r"^test_bernoulli")
@@ -42,6 +39,13 @@ backend_test.exclude(r"^test_loop16_seq_none_")
 backend_test.exclude(r"^test_gradient_of_add")
 # Known failures of the default providers (known_failures.py, with reasons) fail here too.
 for _name in KNOWN_FAILURES:
-    backend_test.exclude(rf"^{_name}_(cpu|cuda)$")
+    if not _name.startswith(REFERENCE_PREFIX):
+        backend_test.exclude(rf"^{_name}_(cpu|cuda)$")
 
 globals().update(backend_test.test_cases)
+
+
+@pytest.fixture(autouse=True)
+def _onnx_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner writes the light models' inputs under $ONNX_HOME: keep that out of ~."""
+    monkeypatch.setenv("ONNX_HOME", str(tmp_path_factory.getbasetemp() / "onnx-home"))
