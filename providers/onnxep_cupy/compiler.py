@@ -6,8 +6,9 @@
    statistics becomes one Conv with scaled weights and a new bias.
 3. **Residency**: Shape outputs and integer tensors computed only from host values stay on
    the host (no device sync to read a shape); everything else lives on the GPU.
-4. **Fusion**: each tree of float elementwise nodes (every intermediate read once, by its
-   parent) becomes one generated ``ElementwiseKernel`` (:mod:`onnxep_cupy.codegen`).
+4. **Fusion**: float elementwise nodes whose results are read only inside one kernel
+   (a tree, or a DAG such as GELU reading ``x`` twice) become one generated
+   ``ElementwiseKernel`` (:mod:`onnxep_cupy.codegen`), each value computed once.
 
 The result is emitted as straight-line Python by :mod:`onnxep_cupy.program`.
 """
@@ -233,6 +234,8 @@ def fusible(a: Analysis, node: Node) -> bool:
 
 
 def _fuse(a: Analysis) -> None:
+    """Group fusible nodes into kernels: a node joins the kernel of its readers when every
+    reader belongs to that one kernel (so it is computed once, as a temporary, inside it)."""
     readers: dict[str, list[tuple[Node, int]]] = {}
     for n in a.segment.graph.nodes:
         for i, x in enumerate(n.inputs):
@@ -241,16 +244,25 @@ def _fuse(a: Analysis) -> None:
             readers.setdefault(x, []).append((n, -1))
     outside = set(a.segment.graph.outputs) | set(a.segment.outputs)
     ok = {n.index for n in a.nodes if fusible(a, n)}
-    for node in a.nodes:
+    group: dict[int, int] = {}  # fusible node -> the node whose kernel computes it
+    for node in reversed(a.nodes):
+        if node.index not in ok:
+            continue
         out = node.outputs[0]
-        if node.index not in ok or out in outside or len(readers.get(out, ())) != 1:
-            continue
-        consumer, pos = readers[out][0]
-        if consumer.index not in ok or pos < 0:
-            continue
-        kind = OPS[node.op_type].out
-        if OPS[consumer.op_type].kind_of(pos) != kind:
-            continue
-        if kind == "f" and a.dtype(consumer.outputs[0]) != a.dtype(out):
-            continue
-        a.inlined[out] = node
+        found = readers.get(out, [])
+        roots = {group.get(r.index) for r, _ in found}
+        if out in outside or len(roots) != 1 or None in roots:
+            group[node.index] = node.index
+        elif all(_can_inline(a, node, r, pos) for r, pos in found):
+            group[node.index] = roots.pop()  # type: ignore[assignment]
+            a.inlined[out] = node
+        else:
+            group[node.index] = node.index
+
+
+def _can_inline(a: Analysis, node: Node, reader: Node, pos: int) -> bool:
+    """Whether ``reader`` can take ``node``'s result as a temporary at input ``pos``."""
+    kind = OPS[node.op_type].out
+    if pos < 0 or OPS[reader.op_type].kind_of(pos) != kind:
+        return False
+    return kind != "f" or a.dtype(reader.outputs[0]) == a.dtype(node.outputs[0])

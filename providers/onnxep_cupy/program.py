@@ -42,6 +42,23 @@ class _FusedCall:
         return y
 
 
+class _SameShapeSameFill:
+    """ConstantOfShape whose result only this segment reads: filled again only when its
+    (host) shape changes. Kernels never write into their inputs, so reuse is safe; models
+    that build weights this way (the light_* models) then fill them once, not every run."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.key: bytes | None = None
+        self.value: Any = None
+
+    def __call__(self, shape: Any) -> Any:
+        key = np.asarray(shape).tobytes()
+        if key != self.key:
+            self.value, self.key = self.fn(shape), key
+        return self.value
+
+
 class SegmentProgram:
     """A segment compiled for the CuPy provider; call it with the segment's inputs."""
 
@@ -210,13 +227,16 @@ class _Emitter:
 
     def _collect(self, node: Node, tree: dict[str, Node]) -> None:
         for x in node.inputs:
-            if x in self.a.inlined:
+            if x in self.a.inlined and x not in tree:
                 tree[x] = self.a.inlined[x]
                 self._collect(self.a.inlined[x], tree)
 
     def _emit_node(self, node: Node) -> None:
         kernel = self.a.kernels[node.index]
-        fn = self._bind("k", bind_kernel(kernel, NodeInfo(node, self.a.segment.graph)))
+        bound = bind_kernel(kernel, NodeInfo(node, self.a.segment.graph))
+        if kernel.fn is tensor.constant_of_shape and node.outputs[0] not in self.a.segment.outputs:
+            bound = _SameShapeSameFill(bound)
+        fn = self._bind("k", bound)
         args = [self.value(x, self.where(node, i)) for i, x in enumerate(node.inputs)]
         args += [self.value(x, "dev") for x in node.implicit_inputs]
         call = f"{fn}({', '.join(args)})"
@@ -228,6 +248,7 @@ class _Emitter:
         for i, out in enumerate(node.outputs):
             if out:
                 self.lines.append(f"{self._define(out)} = _r[{i}]")
+        self.lines.append("del _r")  # unread outputs (Mean, InvStdDev...) are freed now
 
     def _define(self, name: str) -> str:
         var = f"v{len(self.var)}"
