@@ -99,23 +99,45 @@ def _lowest(dtype: np.dtype) -> Any:
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
+def _separable(
+    xp: np.ndarray, kernel: Sequence[int], a: dict[str, Any], out: Sequence[int], ufunc: np.ufunc
+) -> Any:
+    """Reduce every window with ``ufunc`` (max or add) one spatial axis at a time.
+
+    Rectangular windows of max and sum are separable: sum(k) operations instead of prod(k).
+    """
+    nd = len(kernel)
+    strides = a["strides"] or (1,) * nd
+    dil = a["dilations"] or (1,) * nd
+    y = xp
+    for i in range(nd):
+        index: list[slice] = [slice(None)] * y.ndim
+        acc = None
+        for t in range(kernel[i]):
+            index[2 + i] = slice(t * dil[i], t * dil[i] + strides[i] * (out[i] - 1) + 1, strides[i])
+            view = y[tuple(index)]
+            if acc is None:
+                acc = np.array(view)
+            else:
+                ufunc(acc, view, out=acc)
+        y = acc
+    return y
+
+
 def _max_pool(x: Any, kernel: Sequence[int], a: dict[str, Any], indices: bool) -> Any:
     x = np.asarray(x)
     xp, out, begin, _ = _pad_for(x, kernel, a, _lowest(x.dtype))
+    if not indices:
+        return _separable(xp, kernel, a, out, np.maximum)
     y = tap = None
     for i, (_, view) in enumerate(_windows(xp, kernel, a, out)):
         if y is None:
             y = view.copy()
-            tap = np.zeros(y.shape, dtype=np.int64) if indices else None
+            tap = np.zeros(y.shape, dtype=np.int64)
             continue
-        if indices:
-            better = view > y
-            tap[better] = i
+        better = view > y
+        tap[better] = i
         np.maximum(y, view, out=y)
-    if y is None:  # empty kernel: nothing to pool
-        y = np.full((*x.shape[:2], *out), _lowest(x.dtype), dtype=x.dtype)
-    if not indices:
-        return y
     return y, _flat_indices(tap, x.shape, kernel, begin, a)
 
 
@@ -188,18 +210,22 @@ def _tap_counts(
 
 def _sum_pool(x: np.ndarray, kernel: Sequence[int], a: dict[str, Any]) -> Any:
     xp, out, begin, end = _pad_for(x, kernel, a, 0)
-    y = np.zeros((*x.shape[:2], *out), dtype=x.dtype)
-    for _, view in _windows(xp, kernel, a, out):
-        y += view
-    return y, out, begin, end
+    return _separable(xp, kernel, a, out, np.add), out, begin, end
 
 
-def _average_pool(x: Any, kernel: Sequence[int], a: dict[str, Any]) -> Any:
+def _average_pool(x: Any, kernel: Sequence[int], a: dict[str, Any], cache: dict[Any, Any]) -> Any:
     x = np.asarray(x)
     y, out, begin, end = _sum_pool(x, kernel, a)
-    counts = _tap_counts(x.shape[2:], kernel, a, out, begin, end, bool(a["count_include_pad"]))
+    key = (x.shape[2:], x.dtype)
+    divisor = cache.get(key)  # the divisors depend on the input's spatial shape only
+    if divisor is None:
+        counts = _tap_counts(x.shape[2:], kernel, a, out, begin, end, bool(a["count_include_pad"]))
+        divisor = counts.astype(x.dtype)
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = divisor
     with np.errstate(all="ignore"):
-        y /= counts.astype(x.dtype)
+        y /= divisor
     return y
 
 
@@ -214,7 +240,8 @@ def _average_pool(x: Any, kernel: Sequence[int], a: dict[str, Any]) -> Any:
 def average_pool(info: NodeInfo, attrs: dict[str, Any]) -> Callable[[Any], Any]:
     """Average over each window (pads counted when ``count_include_pad``)."""
     kernel = _kernel(info)
-    return lambda X: _average_pool(X, kernel, attrs)
+    cache: dict[Any, Any] = {}
+    return lambda X: _average_pool(X, kernel, attrs, cache)
 
 
 @kernels.register("LpPool", versions=(2, 11, 18, 22), dtypes=FLOATS, factory=True, check=_check)

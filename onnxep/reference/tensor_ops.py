@@ -32,7 +32,7 @@ def identity(input: Any) -> Any:
 @kernels.register("Reshape", versions=since_versions("Reshape", first=5), host_inputs=(1,))
 def reshape(data: Any, shape: Any, *, allowzero: int = 0) -> Any:
     """Reshape; a 0 in ``shape`` copies the input's dim unless ``allowzero``."""
-    dims = [int(d) for d in shape]
+    dims = np.asarray(shape).tolist()
     if not allowzero and 0 in dims:
         dims = [data.shape[i] if d == 0 else d for i, d in enumerate(dims)]
     return np.reshape(data, dims)
@@ -91,7 +91,12 @@ def unsqueeze_attr(data: Any, *, axes: tuple[int, ...]) -> Any:
 @kernels.register("Unsqueeze", versions=since_versions("Unsqueeze", first=13), host_inputs=(1,))
 def unsqueeze(data: Any, axes: Any) -> Any:
     """Insert size-1 dims at ``axes`` (positions in the output)."""
-    return np.expand_dims(data, _axes_list(axes))
+    shape = list(np.shape(data))
+    positions = np.asarray(axes).reshape(-1).tolist()
+    rank = len(shape) + len(positions)
+    for axis in sorted(a + rank if a < 0 else a for a in positions):
+        shape.insert(axis, 1)
+    return np.reshape(data, shape)
 
 
 @kernels.register("Squeeze", versions=(1, 11))
@@ -238,15 +243,19 @@ def constant_of_shape(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., An
     scalar = value.reshape(())
     if info.node.outputs[0] in info.graph.outputs:
         return lambda input: np.full(tuple(int(d) for d in input), scalar)
-    cache: list[Any] = [None, None]
+    cache: tuple[Any, ...] = (None, None, None)  # (shape input, dims, array), swapped whole
 
     def run(input: Any) -> Any:
-        dims = tuple(int(d) for d in input)
-        if cache[0] != dims:
+        nonlocal cache
+        if input is cache[0]:  # the same shape tensor (an initializer): the same constant
+            return cache[2]
+        dims = tuple(np.asarray(input).reshape(-1).tolist())
+        array = cache[2]
+        if dims != cache[1]:
             array = np.full(dims, scalar)
             array.flags.writeable = False
-            cache[:] = [dims, array]
-        return cache[1]
+        cache = (input, dims, array)
+        return array
 
     return run
 
