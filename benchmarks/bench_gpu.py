@@ -177,8 +177,12 @@ def run_ops(cp: Any, cpu: list[str], args: Any) -> list[dict[str, Any]]:
                 "cupy resident": time_resident(model, feeds, cp, args),
                 "transfers": time_transfers(feeds, out_shape, cp, args),
             }
-            for provider in cpu:
-                times[alias(provider)] = time_session(model, feeds, provider, args)
+            for provider in cpu:  # a provider that declines the node gets no figure (nan)
+                try:
+                    times[alias(provider)] = time_session(model, feeds, provider, args)
+                except RuntimeError as exc:
+                    print(f"  {provider}: {exc}".splitlines()[0])
+                    times[alias(provider)] = float("nan")
             times.update(torch_times(op, feeds, model, args))
             rows.append({"op": op, "size": n, "seconds": times})
             print(
@@ -192,7 +196,7 @@ def crossovers(rows: list[dict[str, Any]], cpu: list[str]) -> dict[str, int | No
     aliases = [alias(p) for p in cpu]
     found: dict[str, int | None] = {}
     for row in rows:
-        best_cpu = min(row["seconds"][a] for a in aliases)
+        best_cpu = min((row["seconds"][a] for a in aliases), key=lambda t: (t != t, t))
         if row["op"] not in found or found[row["op"]] is None:
             found[row["op"]] = row["size"] if row["seconds"]["cupy"] < best_cpu else None
     return found
@@ -229,21 +233,13 @@ def run_models(cpu: list[str], args: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def write(
+def markdown(
     ops: list[dict[str, Any]],
     models: list[dict[str, Any]],
     machine: dict[str, Any],
     cross: dict[str, int | None],
-    out: pathlib.Path,
-) -> None:
-    """JSON, a Markdown table, and a plot when matplotlib is there."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_ops.json").write_text(
-        json.dumps({"machine": machine, "ops": ops, "crossover": cross}, indent=1)
-    )
-    (out / "gpu_models.json").write_text(
-        json.dumps({"machine": machine, "models": models}, indent=1)
-    )
+) -> str:
+    """The results as Markdown tables (milliseconds)."""
     runners = list(ops[0]["seconds"]) if ops else []
     lines = [
         f"# GPU benchmark\n\n{machine}\n",
@@ -269,7 +265,11 @@ def write(
             f"| {m['model']} | " + " | ".join(f"{m['seconds'][k] * 1e3:.2f}" for k in names) + " |"
             for m in models
         ]
-    (out / "gpu.md").write_text("\n".join(lines) + "\n\nTimes in ms (median).\n")
+    return "\n".join(lines) + "\n\nTimes in ms (median).\n"
+
+
+def plot(ops: list[dict[str, Any]], path: pathlib.Path) -> None:
+    """Time against size per op, one line per runner (skipped without matplotlib)."""
     try:
         import matplotlib
 
@@ -277,19 +277,37 @@ def write(
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, axes = plt.subplots(1, len(cross), figsize=(4 * len(cross), 3.5), squeeze=False)
-    for ax, op in zip(axes[0], cross):
+    names = list(dict.fromkeys(r["op"] for r in ops))
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
+    for ax, op in zip(axes[0], names):
         mine = [r for r in ops if r["op"] == op]
-        for runner in runners:
-            ax.loglog(
-                [r["size"] for r in mine], [r["seconds"][runner] for r in mine], "o-", label=runner
-            )
+        for runner in mine[0]["seconds"]:
+            sizes = [r["size"] for r in mine]
+            ax.loglog(sizes, [r["seconds"][runner] for r in mine], "o-", label=runner)
         ax.set_title(op)
         ax.set_xlabel("size")
     axes[0][0].set_ylabel("seconds")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "gpu_ops.png", dpi=120)
+    fig.savefig(path, dpi=120)
+
+
+def write(
+    ops: list[dict[str, Any]],
+    models: list[dict[str, Any]],
+    machine: dict[str, Any],
+    cross: dict[str, int | None],
+    out: pathlib.Path,
+) -> None:
+    """``gpu_ops.json``, ``gpu_models.json``, ``gpu.md`` and ``gpu_ops.png`` under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    ops_doc = {"machine": machine, "ops": ops, "crossover": cross}
+    (out / "gpu_ops.json").write_text(json.dumps(ops_doc, indent=1))
+    models_doc = {"machine": machine, "models": models}
+    (out / "gpu_models.json").write_text(json.dumps(models_doc, indent=1))
+    (out / "gpu.md").write_text(markdown(ops, models, machine, cross))
+    if ops:
+        plot(ops, out / "gpu_ops.png")
 
 
 def main(argv: list[str] | None = None) -> int:
