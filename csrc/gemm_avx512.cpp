@@ -8,8 +8,17 @@ namespace onnxep {
 namespace detail {
 namespace {
 
-constexpr int kMR = 12;
-constexpr int kNV = 2;  // vectors of 16 floats per row: NR = 32
+#ifndef ONNXEP_AVX512_MR  // tuning knobs: -DONNXEP_AVX512_MR=.. -DONNXEP_AVX512_NV=..
+#define ONNXEP_AVX512_MR 12
+#endif
+#ifndef ONNXEP_AVX512_NV
+#define ONNXEP_AVX512_NV 2
+#endif
+#ifndef ONNXEP_AVX512_KC
+#define ONNXEP_AVX512_KC 256
+#endif
+constexpr int kMR = ONNXEP_AVX512_MR;
+constexpr int kNV = ONNXEP_AVX512_NV;  // vectors of 16 floats per row: NR = 32 by default
 constexpr int kNR = kNV * 16;
 
 __attribute__((target("avx512f"))) void ukernel_avx512(std::int64_t kc, const float* a,
@@ -56,7 +65,9 @@ __attribute__((target("avx512f"))) void ukernel_avx512(std::int64_t kc, const fl
 
 }  // namespace
 
-GemmKernel avx512_gemm_kernel() { return {"avx512", kMR, kNR, &ukernel_avx512, 144, 256, 4096}; }
+GemmKernel avx512_gemm_kernel() {
+  return {"avx512", kMR, kNR, &ukernel_avx512, (144 / kMR) * kMR, ONNXEP_AVX512_KC, 4096};
+}
 
 }  // namespace detail
 }  // namespace onnxep

@@ -395,3 +395,27 @@ def test_compile_declines_segments_without_pairs():
     (segment,) = session.plan.partition.segments
     assert CppProvider().compile(segment) is None
     assert {step.kind for step in session.plan.steps.values()} == {"node"}
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs"),
+    [
+        ("MaxPool", {}),
+        ("AveragePool", {"count_include_pad": 0}),
+        ("AveragePool", {"count_include_pad": 1}),
+    ],
+)
+def test_ceil_mode_overhang_matches_onnxruntime(op, attrs):
+    """A ceil_mode window hanging 3 past the end: onnx's ReferenceEvaluator shifts the input
+    by extra_pad // 2 there; onnxruntime (and the C++ kernels) do not."""
+    ort = pytest.importorskip("onnxruntime")
+    model = single_node(
+        op, [(1, 1, 6, 7)], 19, kernel_shape=[5, 5], strides=[4, 4], ceil_mode=1,
+        pads=[1, 0, 1, 0], **attrs,
+    )  # fmt: skip
+    model.ir_version = 9
+    feeds = {"x0": np.arange(42, dtype=np.float32).reshape(1, 1, 6, 7)}
+    session = onnxep.InferenceSession(model.SerializeToString(), providers=["cpp"])
+    assert session.assignment("node") == CPP
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, feeds)[0], expected.run(None, feeds)[0], rtol=1e-6)
