@@ -185,8 +185,35 @@ def _nvrtc() -> tuple[object, list[str]]:
     return compiler, includes
 
 
+def _cupy_source(spec: FusedKernelSpec, t: str) -> str | None:
+    """The exact source CuPy would compile for 3-D strided arrays (its private code
+    generator; None where this CuPy version differs)."""
+    try:
+        import cupy
+        from cupy._core import _carray
+        from cupy._core import _kernel as k
+
+        kernel = cupy.ElementwiseKernel(
+            spec.in_params, spec.out_params, spec.operation, spec.name, preamble=PREAMBLE
+        )
+        params = kernel.in_params + kernel.out_params
+        dtypes = [np.dtype(t) if p.ctype == "T" else p.dtype for p in params]
+        infos = tuple(k._ArgInfo(1, cupy.ndarray, d, 3, False, True) for d in dtypes)
+        infos += (k._ArgInfo(2, _carray.Indexer, None, 3, True, True),)
+        type_map = k._TypeMap((("T", np.dtype(t)),))
+        code = k._get_elementwise_kernel_code(
+            infos, type_map, kernel.params, kernel.operation, kernel.name, kernel.preamble
+        )
+    except Exception:
+        return None
+    return "#include <cupy/carray.cuh>\n" + code
+
+
 def _kernel_source(spec: FusedKernelSpec, t: str) -> str:
-    """The shape of CuPy's ElementwiseKernel code (one thread per element, params by ref)."""
+    """CuPy's own source when available, else the same shape written here."""
+    exact = _cupy_source(spec, {"float": "float32"}.get(t, t))
+    if exact is not None:
+        return exact
     ctype = {"T": "T", "bool": "bool", "int64": "long long", "int32": "int"}
     params = [f"const {ctype[k]}* _raw_in{i}" for i, k in enumerate(spec.kinds)]
     loads = [f"const {ctype[k]} &in{i} = _raw_in{i}[i];" for i, k in enumerate(spec.kinds)]
