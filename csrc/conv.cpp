@@ -13,6 +13,7 @@ namespace onnxep {
 namespace {
 
 constexpr std::int64_t kColumnBudget = std::int64_t{1} << 21;  // floats in the column buffer
+constexpr std::int64_t kSmallProduct = std::int64_t{1} << 22;  // multiply-adds per group
 
 // The [first, last) output positions whose input index o*stride + offset is in [0, size).
 void valid_range(std::int64_t offset, std::int64_t stride, std::int64_t size, std::int64_t out,
@@ -57,33 +58,54 @@ void im2col(const Conv2d& p, const float* x, std::int64_t cg, std::int64_t r0, s
   });
 }
 
-void gemm_conv(const Conv2d& p, const float* x, const float* w, float* y, int threads) {
+bool is_pointwise(const Window2d& k) {
+  return k.kh == 1 && k.kw == 1 && k.stride_h == 1 && k.stride_w == 1 && k.pad_t == 0 &&
+         k.pad_l == 0 && k.pad_b == 0 && k.pad_r == 0;
+}
+
+// One image and group: y_g = w_g . columns(x_g), band of output rows by band.
+void conv_group(const Conv2d& p, const float* xg, const float* wg, float* yg, float* col,
+                std::int64_t band, int threads) {
   const Window2d& k = p.win;
   const std::int64_t cg = p.c / p.group, mg = p.m / p.group, depth = cg * k.kh * k.kw;
   const std::int64_t plane = p.oh * p.ow;
-  const bool direct = k.kh == 1 && k.kw == 1 && k.stride_h == 1 && k.stride_w == 1 &&
-                      k.pad_t == 0 && k.pad_l == 0 && k.pad_b == 0 && k.pad_r == 0;
+  if (is_pointwise(k)) {
+    sgemm(false, false, mg, plane, depth, 1.0f, wg, depth, xg, plane, 0.0f, yg, plane, threads);
+    return;
+  }
+  for (std::int64_t r0 = 0; r0 < p.oh; r0 += band) {
+    const std::int64_t r1 = std::min(p.oh, r0 + band), width = (r1 - r0) * p.ow;
+    im2col(p, xg, cg, r0, r1, col, threads);
+    sgemm(false, false, mg, width, depth, 1.0f, wg, depth, col, width, 0.0f, yg + r0 * p.ow,
+          plane, threads);
+  }
+}
+
+// Many small (image, group) products run one per thread; large ones use every thread each.
+void gemm_conv(const Conv2d& p, const float* x, const float* w, float* y, int threads) {
+  const Window2d& k = p.win;
+  const std::int64_t cg = p.c / p.group, mg = p.m / p.group, depth = cg * k.kh * k.kw;
+  const std::int64_t plane = p.oh * p.ow, tasks = p.n * p.group;
   const std::int64_t band = std::max<std::int64_t>(
       1, std::min(p.oh, kColumnBudget / std::max<std::int64_t>(depth * p.ow, 1)));
-  std::vector<float> col(direct ? 0 : static_cast<std::size_t>(depth * band * p.ow));
-  for (std::int64_t n = 0; n < p.n; ++n) {
-    for (std::int64_t g = 0; g < p.group; ++g) {
-      const float* xg = x + (n * p.c + g * cg) * p.h * p.w;
-      const float* wg = w + g * mg * depth;
-      float* yg = y + (n * p.m + g * mg) * plane;
-      if (direct) {
-        sgemm(false, false, mg, plane, depth, 1.0f, wg, depth, xg, plane, 0.0f, yg, plane,
-              threads);
-        continue;
-      }
-      for (std::int64_t r0 = 0; r0 < p.oh; r0 += band) {
-        const std::int64_t r1 = std::min(p.oh, r0 + band), width = (r1 - r0) * p.ow;
-        im2col(p, xg, cg, r0, r1, col.data(), threads);
-        sgemm(false, false, mg, width, depth, 1.0f, wg, depth, col.data(), width, 0.0f,
-              yg + r0 * p.ow, plane, threads);
-      }
-    }
+  const std::size_t col_size = is_pointwise(k) ? 0 : static_cast<std::size_t>(depth * band * p.ow);
+  const int T = resolve_threads(threads);
+  const bool per_task = T > 1 && tasks >= T && mg * plane * depth < kSmallProduct;
+  auto run = [&](std::int64_t t, float* col, int inner_threads) {
+    const std::int64_t n = t / p.group, g = t % p.group;
+    conv_group(p, x + (n * p.c + g * cg) * p.h * p.w, w + g * mg * depth,
+               y + (n * p.m + g * mg) * plane, col, band, inner_threads);
+  };
+  if (per_task) {
+    parallel_for(tasks, T, [&](std::int64_t t) {
+      thread_local std::vector<float> col;
+      if (col.size() < col_size) col.resize(col_size);
+      run(t, col.data(), 1);
+    });
+    return;
   }
+  std::vector<float> col(col_size);
+  for (std::int64_t t = 0; t < tasks; ++t) run(t, col.data(), threads);
 }
 
 // One output plane of a depthwise convolution (one input channel per group).

@@ -179,8 +179,9 @@ CONVS = [
 
 
 @pytest.mark.parametrize(("xs", "ws", "pads", "strides", "dilations", "group"), CONVS)
-@pytest.mark.parametrize("relu", [False, True])
-def test_conv2d_matches_direct_convolution(xs, ws, pads, strides, dilations, group, relu):
+@pytest.mark.parametrize(("relu", "threads"), [(False, 1), (True, 1), (False, 3), (True, 3)])
+def test_conv2d_matches_direct_convolution(xs, ws, pads, strides, dilations, group, relu, threads):
+    """threads=3 runs small (image, group) products one per task, threads=1 in sequence."""
     x, w, b = rand(*xs), rand(*ws), rand(ws[0])
     y = native.conv2d(
         x,
@@ -191,6 +192,7 @@ def test_conv2d_matches_direct_convolution(xs, ws, pads, strides, dilations, gro
         dilations=list(dilations),
         group=group,
         relu=relu,
+        threads=threads,
     )
     expected = ref_conv(x, w, b, pads, strides, dilations, group)
     if relu:
