@@ -166,9 +166,8 @@ class _Emitter:
                 if x not in uses:
                     continue
                 w = "dev" if node.index in fused or i >= len(node.inputs) else self.where(node, i)
-                if w == "raw":
-                    w = "host" if host_preferred(self.a, x) else "dev"
-                uses[x].add(w)
+                if w != "raw":  # Shape reads only the shape: either side will do
+                    uses[x].add(w)
         for x in self.a.segment.outputs:
             if x in uses:
                 uses[x].add("dev")

@@ -269,3 +269,18 @@ def test_constant_of_shape_refills_only_when_its_shape_changes(emulated_cupy: st
     y = session.run(None, {"x": x[:1], "shape": np.array([1], np.int64)})[0]
     np.testing.assert_array_equal(y, [0.0])
     assert fill.value.shape == (1,)
+
+
+def test_a_value_only_measured_is_not_uploaded(emulated_cupy: str) -> None:
+    """Shape reads dimensions only: its input stays where it is (no copy to the device)."""
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["s"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("s", onnx.TensorProto.INT64, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = _session(model, emulated_cupy)
+    values = session.explain().to_dict()["transfers"]["per_run_values"]
+    assert not any(v.startswith("x:") for v in values), values
+    np.testing.assert_array_equal(session.run(None, {"x": np.zeros((5, 3), np.float32)})[0], [5, 3])
