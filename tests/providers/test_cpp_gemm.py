@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import warnings
 
@@ -148,6 +149,30 @@ def test_gil_is_released_so_threads_overlap():
     assert len(results) == 4
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+def test_main_thread_runs_while_a_kernel_computes():
+    """With the GIL never forced to switch, the main thread can only run while the worker
+    thread is inside the kernel if the kernel released the GIL."""
+    a = rand(1536, 1536)
+    started, state = threading.Event(), {"done": False}
+
+    def work() -> None:
+        started.set()
+        native.matmul(a, a, threads=1)
+        state["done"] = True
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        started.wait()
+        ran_during_kernel = not state["done"]
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert ran_during_kernel, "the main thread was blocked for the whole kernel (GIL held)"
 
 
 def _child_matmul(queue) -> None:  # runs in a forked child
