@@ -91,10 +91,10 @@ class FakeDeviceProvider(Provider):
     downloads: ClassVar[int] = 0
 
     def to_device(self, array: Any) -> DeviceArray:
-        if not isinstance(array, np.ndarray):
+        if not isinstance(array, (np.ndarray, np.generic)):
             raise TypeError(f"to_device got {type(array).__name__}, expected a host array")
         FakeDeviceProvider.uploads += 1
-        return DeviceArray(array)
+        return DeviceArray(np.asarray(array))
 
     def to_host(self, array: Any) -> np.ndarray:
         if not isinstance(array, DeviceArray):
