@@ -50,7 +50,13 @@ using detail::GemmKernel;
 
 constexpr std::int64_t kMinWorkPerThread = std::int64_t{1} << 20;  // multiply-adds
 constexpr int kMaxTile = 16 * 64;                                  // MR * NR of any kernel
-constexpr std::int64_t kMinTaskArea = 256 * 256;                   // C elements per task
+#ifndef ONNXEP_TASKS_PER_THREAD  // tuning knobs (see benchmarks/bench_gemm.py)
+#define ONNXEP_TASKS_PER_THREAD 4
+#endif
+#ifndef ONNXEP_MIN_TASK_SIDE
+#define ONNXEP_MIN_TASK_SIDE 256
+#endif
+constexpr std::int64_t kMinTaskArea = ONNXEP_MIN_TASK_SIDE * ONNXEP_MIN_TASK_SIDE;  // C elements
 
 GemmKernel best_kernel() {
   __builtin_cpu_init();
@@ -222,7 +228,7 @@ Grid choose_grid(std::int64_t M, std::int64_t N, std::int64_t K, int* threads,
       std::max<std::int64_t>(1, std::min<std::int64_t>(*threads, work / kMinWorkPerThread)));
   *threads = T;
   if (T == 1) return grid_for(M, N, 1, k);
-  for (int per_thread : {4, 2}) {
+  for (int per_thread = ONNXEP_TASKS_PER_THREAD; per_thread >= 2; per_thread /= 2) {
     const Grid g = grid_for(M, N, T * per_thread, k);
     if (g.rows_per * g.cols_per >= kMinTaskArea && g.tm * g.tn >= T * per_thread) return g;
   }
