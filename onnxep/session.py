@@ -201,7 +201,8 @@ class InferenceSession:
             plan.stats.count = plan.stats.bytes = 0
             start = time.perf_counter_ns()
             try:
-                outputs = plan.run(*args)
+                with np.errstate(all="ignore"):  # inf/NaN arithmetic is quiet, as in onnxruntime
+                    outputs = plan.run(*args)
             except OnnxepError:
                 raise
             except Exception as exc:
