@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import threading
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "dtype_name",
     "factory",
     "input_dtypes",
+    "fresh",
     "quiet",
     "scratch",
 ]
@@ -143,3 +145,49 @@ def scratch(slot: int, shape: Sequence[int], dtype: Any) -> np.ndarray:
     if buffer is None or buffer.nbytes < nbytes:
         buffer = buffers[slot] = np.empty(max(nbytes, 64), dtype=np.uint8)
     return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+#: Outputs at least this large come from the recycling pool (smaller ones from malloc).
+POOL_MIN_BYTES = 1 << 18
+#: The pool keeps at most this many bytes of buffers.
+POOL_MAX_BYTES = 1 << 29
+_pool: list[np.ndarray] = []
+_pool_lock = threading.Lock()
+
+
+def fresh(shape: Sequence[int], dtype: Any) -> np.ndarray:
+    """An uninitialised array for a kernel's *output*, recycled when possible.
+
+    Large outputs reuse the buffer of an earlier output that nothing references any more
+    (every view of a buffer holds a reference to it, so its reference count says when it
+    is free): a new large allocation costs a page fault per 4 KiB, on every run. Small
+    arrays, and any request when the pool is full, are plain ``np.empty``.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < POOL_MIN_BYTES:
+        return np.empty(shape, dtype)
+    with _pool_lock:
+        base = _take(nbytes)
+    return base[:nbytes].view(dtype).reshape(shape)
+
+
+def _take(nbytes: int) -> np.ndarray:
+    """A free pooled buffer of nbytes to 2 * nbytes, else a new one (pooled if room)."""
+    for i in range(len(_pool)):
+        # 2 references: the pool's and getrefcount's argument; any more is a live view
+        if nbytes <= _pool[i].nbytes <= 2 * nbytes and sys.getrefcount(_pool[i]) == 2:
+            base = _pool.pop(i)
+            _pool.append(base)  # most recently used last
+            return base
+    base = np.empty(nbytes, dtype=np.uint8)
+    total = sum(b.nbytes for b in _pool) + nbytes
+    i = 0
+    while total > POOL_MAX_BYTES and i < len(_pool):  # drop free buffers, oldest first
+        if sys.getrefcount(_pool[i]) == 2:
+            total -= _pool.pop(i).nbytes
+        else:
+            i += 1
+    if total <= POOL_MAX_BYTES:
+        _pool.append(base)
+    return base

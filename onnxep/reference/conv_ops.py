@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from onnxep.reference._common import FLOATS, attr_in, scratch
+from onnxep.reference._common import FLOATS, attr_in, fresh, scratch
 from onnxep.reference._registry import kernels
 
 __all__ = ["conv_geometry", "padded"]
@@ -69,6 +69,13 @@ def padded(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: Any =
     return out
 
 
+def _copy_out(view: np.ndarray) -> np.ndarray:
+    """A contiguous output copy of ``view``."""
+    out = fresh(view.shape, view.dtype)
+    np.copyto(out, view)
+    return out
+
+
 def _im2col(
     xp: np.ndarray,
     kernel: Sequence[int],
@@ -100,7 +107,8 @@ def _depthwise(
         return _depthwise_flat(xp, w, dil, out)
     n, c = xp.shape[:2]
     nd = len(out)
-    y = np.zeros((n, c, *out), dtype=xp.dtype)
+    y = fresh((n, c, *out), xp.dtype)
+    y.fill(0)
     tmp = scratch(1, y.shape, y.dtype)
     for pos in np.ndindex(*w.shape[2:]):
         taps = [
@@ -130,7 +138,8 @@ def _depthwise_channels_last(
         x, 1, -1
     )
     weights = np.ascontiguousarray(np.moveaxis(w[:, 0], 0, -1))  # (*kernel, C)
-    acc = np.zeros((n, *out, c), dtype=x.dtype)
+    acc = scratch(3, (n, *out, c), x.dtype)
+    acc.fill(0)
     tmp = scratch(1, acc.shape, x.dtype)
     for pos in np.ndindex(*w.shape[2:]):
         taps = [
@@ -138,7 +147,7 @@ def _depthwise_channels_last(
         ]
         np.multiply(src[(slice(None), *taps)], weights[pos], out=tmp)
         acc += tmp
-    return np.ascontiguousarray(np.moveaxis(acc, -1, 1))
+    return _copy_out(np.moveaxis(acc, -1, 1))
 
 
 def _depthwise_flat(
@@ -152,7 +161,8 @@ def _depthwise_flat(
     pitch = [math.prod(spatial[i + 1 :]) for i in range(len(spatial))]
     length = sum((o - 1) * p for o, p in zip(out, pitch)) + 1
     flat = xp.reshape(n, c, -1)
-    acc = np.zeros((n, c, math.prod(spatial)), dtype=xp.dtype)
+    acc = scratch(3, (n, c, math.prod(spatial)), xp.dtype)
+    acc.fill(0)
     head = acc[:, :, :length]
     tmp = scratch(1, head.shape, xp.dtype)
     for pos in np.ndindex(*w.shape[2:]):
@@ -162,7 +172,7 @@ def _depthwise_flat(
         )
         head += tmp
     grid = acc.reshape(n, c, *spatial)
-    return np.ascontiguousarray(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
+    return _copy_out(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
 
 
 def _shifted_pays(
@@ -193,7 +203,7 @@ def _conv_shifted(
     length = sum((o - 1) * p for o, p in zip(out, pitch)) + 1
     flat = xp.reshape(n, c, -1)
     taps = np.ascontiguousarray(np.moveaxis(w.reshape(m, c, -1), 2, 0))  # (K, M, C)
-    acc = np.empty((n, m, math.prod(spatial)), dtype=xp.dtype)
+    acc = scratch(3, (n, m, math.prod(spatial)), xp.dtype)
     head = acc[:, :, :length]
     tmp = scratch(1, head.shape, xp.dtype)
     for k, pos in enumerate(np.ndindex(*w.shape[2:])):
@@ -202,7 +212,7 @@ def _conv_shifted(
         if k:
             head += tmp
     grid = acc.reshape(n, m, *spatial)
-    return np.ascontiguousarray(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
+    return _copy_out(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
 
 
 def _conv_float(
@@ -230,7 +240,9 @@ def _conv_float(
         length = math.prod(out)
         cols = cols.reshape(n, group, cg * math.prod(kernel), length)
         wm = w.reshape(group, m // group, cg * math.prod(kernel))
-        y = np.matmul(wm, cols).reshape(n, m, *out)
+        y = fresh((n, group, m // group, length), cols.dtype)
+        np.matmul(wm, cols, out=y)
+        y = y.reshape(n, m, *out)
     if b is not None:
         y += b.reshape((1, m) + (1,) * nd)
     return y

@@ -20,11 +20,13 @@ from onnxep.reference._common import (
     FLOATS,
     INTS,
     NUMERIC,
+    POOL_MIN_BYTES,
     SIGNED,
     UNSIGNED,
     all_checks,
     attr_in,
     dtype_name,
+    fresh,
     input_dtypes,
     quiet,
 )
@@ -71,7 +73,7 @@ for _op, _versions, _fn, _dtypes in _UNARY:
 @kernels.register("Relu", versions=(6, 13, 14), dtypes=FLOATS + SIGNED)
 def relu(x: Any) -> Any:
     """max(x, 0); NaN stays NaN."""
-    return np.maximum(x, 0)
+    return np.maximum(x, 0, out=fresh(np.shape(x), x.dtype))
 
 
 @kernels.register("Sigmoid", versions=_V6_13, dtypes=FLOATS)
@@ -234,9 +236,34 @@ def prelu(x: Any, slope: Any) -> Any:
 
 
 # --- binary and variadic arithmetic ----------------------------------------------------------
+def _small_output(info: NodeInfo) -> bool:
+    """Whether shape inference says the output is small enough for malloc (see ``fresh``)."""
+    out = info.output_type(0)
+    if out.shape is None or out.dtype is None or not all(isinstance(d, int) for d in out.shape):
+        return False
+    return math.prod(out.shape) * out.dtype.itemsize < POOL_MIN_BYTES
+
+
+def _sized(ufunc: np.ufunc) -> Any:
+    """A factory binding ``ufunc`` itself for small outputs (no per-call overhead at all) and
+    a wrapper writing into a recycled buffer (``fresh``) for large or unknown ones."""
+
+    def pooled(a: Any, b: Any) -> Any:
+        sa, sb = np.shape(a), np.shape(b)
+        shape = sa if sa == sb else np.broadcast_shapes(sa, sb)
+        return ufunc(a, b, out=fresh(shape, np.result_type(a, b)))
+
+    def build(info: NodeInfo) -> Any:
+        return ufunc if _small_output(info) else pooled
+
+    build.__name__ = build.__qualname__ = ufunc.__name__
+    build.__doc__ = f"{ufunc.__name__} with broadcasting."
+    return build
+
+
 _BINARY_VERSIONS = (7, 13, 14)
 for _op, _fn in (("Add", np.add), ("Sub", np.subtract), ("Mul", np.multiply)):
-    kernels.register(_op, versions=_BINARY_VERSIONS, dtypes=NUMERIC)(_fn)
+    kernels.register(_op, versions=_BINARY_VERSIONS, dtypes=NUMERIC, factory=True)(_sized(_fn))
 
 
 @kernels.register("Div", versions=_BINARY_VERSIONS, dtypes=NUMERIC)
@@ -282,7 +309,9 @@ def _variadic(ufunc: np.ufunc) -> Any:
     def run(*xs: Any) -> Any:
         if len(xs) == 1:
             return xs[0]
-        y = ufunc(xs[0], xs[1])
+        a, b = xs[0], xs[1]
+        same = np.shape(a) == np.shape(b) and a.dtype == b.dtype
+        y = ufunc(a, b, out=fresh(np.shape(a), a.dtype)) if same else ufunc(a, b)
         for x in xs[2:]:
             y = ufunc(y, x)
         return y

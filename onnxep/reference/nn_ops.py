@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference._common import FLOATS, all_checks, factory, input_dtypes
+from onnxep.reference._common import FLOATS, all_checks, factory, fresh, input_dtypes
 from onnxep.reference._registry import kernels
 
 __all__: list[str] = []
@@ -68,7 +68,8 @@ def _bn_inference(x: np.ndarray, scale: Any, b: Any, mean: Any, var: Any, eps: f
     f = np.float32 if x.dtype == np.float16 else x.dtype.type
     a = np.asarray(scale, f) / np.sqrt(np.asarray(var, f) + f(eps))
     shift = np.asarray(b, f) - np.asarray(mean, f) * a
-    y = x * _channel(a.astype(x.dtype), x.ndim)
+    y = fresh(x.shape, x.dtype)
+    np.multiply(x, _channel(a.astype(x.dtype), x.ndim), out=y)
     y += _channel(shift.astype(x.dtype), x.ndim)
     return y
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference._common import FLOATS, factory
+from onnxep.reference._common import FLOATS, factory, fresh
 from onnxep.reference._registry import kernels
 from onnxep.reference.conv_ops import padded
 
@@ -117,7 +117,8 @@ def _separable(
             index[2 + i] = slice(t * dil[i], t * dil[i] + strides[i] * (out[i] - 1) + 1, strides[i])
             view = y[tuple(index)]
             if acc is None:
-                acc = np.array(view)
+                acc = fresh(view.shape, view.dtype)
+                np.copyto(acc, view)
             else:
                 ufunc(acc, view, out=acc)
         y = acc

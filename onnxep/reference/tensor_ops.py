@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference._common import ALL, dtype_name, factory, input_dtypes
+from onnxep.reference._common import ALL, dtype_name, factory, fresh, input_dtypes
 from onnxep.reference._registry import kernels
 from onnxep.registry import since_versions
 
@@ -47,7 +47,12 @@ def transpose(data: Any, *, perm: tuple[int, ...] | None = None) -> Any:
 @kernels.register("Concat", versions=(4, 11, 13))
 def concat(*inputs: Any, axis: int) -> Any:
     """Concatenate along ``axis``."""
-    return np.concatenate(inputs, axis=axis)
+    first = np.asarray(inputs[0])
+    if first.ndim == 0 or any(np.asarray(x).dtype != first.dtype for x in inputs):
+        return np.concatenate(inputs, axis=axis)
+    shape = list(first.shape)
+    shape[axis] = sum(np.shape(x)[axis] for x in inputs)
+    return np.concatenate(inputs, axis=axis, out=fresh(shape, first.dtype))
 
 
 def _split(x: Any, sizes: Any, axis: int, n: int) -> tuple[Any, ...]:
