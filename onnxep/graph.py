@@ -95,7 +95,9 @@ def value_type(proto: onnx.TypeProto) -> ValueType:
                 for d in t.shape.dim
             )
         kind = "tensor" if which == "tensor_type" else "sparse_tensor"
-        return ValueType(kind, np_dtype(t.elem_type), shape, None, f"{kind}({dtype_text(t.elem_type)})")
+        return ValueType(
+            kind, np_dtype(t.elem_type), shape, None, f"{kind}({dtype_text(t.elem_type)})"
+        )
     if which == "sequence_type":
         elem = value_type(proto.sequence_type.elem_type)
         return ValueType("sequence", elem.dtype, None, elem, f"seq({elem.text})")
@@ -282,8 +284,7 @@ def graph_from_proto(
     ordered = _topological(nodes, known, outer_scope)
     defined = known | {o for n in ordered for o in n.outputs if o}
     outer = sorted(
-        {name for n in ordered for name in (*n.inputs, *n.implicit_inputs) if name}
-        - defined
+        {name for n in ordered for name in (*n.inputs, *n.implicit_inputs) if name} - defined
     )
     outputs = tuple(o.name for o in proto.output)
     missing = [o for o in outputs if o not in defined and o not in outer]
@@ -291,13 +292,19 @@ def graph_from_proto(
         raise InvalidGraph(f"graph output {missing[0]!r} is produced by no node")
     outer.extend(o for o in missing if o not in outer)
     return Graph(
-        proto.name, tuple(ordered), inputs, outputs, initializers, types, dict(opsets),
+        proto.name,
+        tuple(ordered),
+        inputs,
+        outputs,
+        initializers,
+        types,
+        dict(opsets),
         tuple(outer),
     )
 
 
 def _tensor_text(dtype: np.dtype) -> str:
-    elem = onnx.helper.np_dtype_to_tensor_dtype(dtype) if dtype != object else 8
+    elem = onnx.helper.np_dtype_to_tensor_dtype(dtype) if dtype.kind != "O" else 8
     return f"tensor({dtype_text(elem)})"
 
 

@@ -113,7 +113,9 @@ def _group(graph: Graph, assignment: dict[int, Provider]) -> list[list[Node]]:
             for x in (*node.inputs, *node.implicit_inputs)
             if x and x in producer
         }
-        candidates = [g for g in sorted(reads, reverse=True) if _owner(groups[g], assignment) is provider]
+        candidates = [
+            g for g in sorted(reads, reverse=True) if _owner(groups[g], assignment) is provider
+        ]
         if provider.name in latest:
             candidates.append(latest[provider.name])
         target = next((g for g in candidates if _can_join(g, reads, deps)), None)

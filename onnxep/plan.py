@@ -87,7 +87,7 @@ class Plan:
         self.transfers = transfers
         self.stats = stats
         self._filename = f"<onnxep-plan-{next(_plan_ids)}>"
-        exec(compile(source, self._filename, "exec"), namespace)  # noqa: S102 - our own code
+        exec(compile(source, self._filename, "exec"), namespace)  # our own generated code
         self.run: Callable[..., tuple[Any, ...]] = namespace["run"]
         self._namespace = namespace
 
@@ -208,9 +208,7 @@ def _not_implemented(failure: BuildFailure) -> Exception:
     error = failure.error
     if isinstance(error, (NotImplemented, EPFail)):
         return error
-    return NotImplemented(
-        f"cannot run node {node.label!r} (op {node.key}): {error}"
-    )
+    return NotImplemented(f"cannot run node {node.label!r} (op {node.key}): {error}")
 
 
 class _Emitter:
@@ -302,7 +300,12 @@ class _Emitter:
         self._line(f"{target} = {fn_name}({source}); _stats.record({target}, {source})", info)
 
     def _upload_overridable(
-        self, name: str, source: str, fn: Callable[[Any], Any], src: str, dst: str,
+        self,
+        name: str,
+        source: str,
+        fn: Callable[[Any], Any],
+        src: str,
+        dst: str,
         seg: Segment | None,
     ) -> None:
         """An initializer that may be fed: uploaded once, copied again only when fed."""
@@ -349,8 +352,14 @@ class _Emitter:
         params = ", ".join(f"a{i}" for i in range(len(self.inputs)))
         source = f"def run({params}):\n" + "\n".join(self.lines) + "\n"
         return Plan(
-            self.graph, self.parts, self.inputs, source, self.ns, self.steps,
-            self.transfers, self.stats,
+            self.graph,
+            self.parts,
+            self.inputs,
+            source,
+            self.ns,
+            self.steps,
+            self.transfers,
+            self.stats,
         )
 
     def _emit_segment(self, segment: Segment) -> None:

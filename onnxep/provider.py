@@ -114,9 +114,8 @@ class Provider:
                 if dtype is None:
                     return Support.no(f"input {i} has an unknown dtype")
                 if dtype.name not in kernel.dtypes:
-                    return Support.no(
-                        f"input {i} is {dtype.name}; kernel takes {', '.join(sorted(kernel.dtypes))}"
-                    )
+                    takes = ", ".join(sorted(kernel.dtypes))
+                    return Support.no(f"input {i} is {dtype.name}; kernel takes {takes}")
         if kernel.check is not None:
             reason = kernel.check(info)
             if reason:

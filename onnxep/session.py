@@ -39,7 +39,9 @@ class InferenceSession:
         start = time.perf_counter_ns()
         self._options = sess_options or SessionOptions()
         self._model, self._folder = load_model(path_or_bytes)
-        opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in self._model.opset_import}
+        opsets = {
+            ("" if o.domain == "ai.onnx" else o.domain): o.version for o in self._model.opset_import
+        }
         self._graph: Graph = graph_from_proto(self._model.graph, opsets)
         self._providers, notes = resolve_providers(providers, provider_options)
         for note in notes:
@@ -69,13 +71,16 @@ class InferenceSession:
         if self._options._config.get(STRICT_KEY) != "1":
             return
         explicit = requested is not None and any(
-            isinstance(s, str) and s.lower() in ("reference", REFERENCE.lower(), "cpuexecutionprovider")
+            isinstance(s, str)
+            and s.lower() in ("reference", REFERENCE.lower(), "cpuexecutionprovider")
             for s in requested
         )
         if explicit:
             return
         fallen = [
-            n for seg in self._plan.partition.segments if seg.provider.name == REFERENCE
+            n
+            for seg in self._plan.partition.segments
+            if seg.provider.name == REFERENCE
             for n in seg.nodes
         ]
         if fallen:
@@ -152,9 +157,7 @@ class InferenceSession:
     ) -> list[Any]:
         """Run the model; ``output_names`` None or empty means all outputs."""
         names = self._output_names(output_names)
-        feeds = check_feeds(
-            input_feed, self._feedable, self._overridable, self._graph.types
-        )
+        feeds = check_feeds(input_feed, self._feedable, self._overridable, self._graph.types)
         initializers = self._graph.initializers
         args = [feeds[n] if n in feeds else initializers[n] for n in self._graph.inputs]
         if any(is_device_array(v) for v in feeds.values()):  # CuPy/DLPack feeds
@@ -164,9 +167,13 @@ class InferenceSession:
         by_name = dict(zip(self._graph.outputs, outputs, strict=True))
         return [_as_result(by_name[n]) for n in names]
 
-    def run_with_ort_values(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
+    def run_with_ort_values(
+        self, output_names: Any, input_feed: Any, run_options: Any = None
+    ) -> Any:
         """Not provided: onnxep has no OrtValue type; use ``run``."""
-        raise NotImplemented("run_with_ort_values: onnxep has no OrtValue; call run()")
+        raise NotImplemented(  # noqa: F901 - onnxruntime's error class, not the builtin
+            "run_with_ort_values: onnxep has no OrtValue; call run()"
+        )
 
     def io_binding(self) -> Any:
         """An :class:`~onnxep.io_binding.IOBinding`: device inputs, outputs left on a device."""
@@ -217,9 +224,14 @@ class InferenceSession:
         step = plan.failing_step(exc)
         segment = step.segment if step is not None else None
         if segment is None or segment.provider is self._providers[-1]:
-            where = f"node {step.node.label!r} ({step.node.op_type})" if step and step.node else "the model"
-            raise Fail(f"Non-zero status code returned while running {where}: "
-                       f"{type(exc).__name__}: {exc}") from exc
+            where = (
+                f"node {step.node.label!r} ({step.node.op_type})"
+                if step and step.node
+                else "the model"
+            )
+            raise Fail(
+                f"Non-zero status code returned while running {where}: {type(exc).__name__}: {exc}"
+            ) from exc
         warnings.warn(
             f"{segment.provider.name} failed while running segment {segment.index} "
             f"({step.description}): {type(exc).__name__}: {exc}; rebuilding those "
