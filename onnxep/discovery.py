@@ -45,12 +45,24 @@ ORT_NAMES: dict[str, tuple[str, ...]] = {
 ORT_ONLY = frozenset(
     n.lower()
     for n in (
-        "TensorrtExecutionProvider", "ROCMExecutionProvider", "MIGraphXExecutionProvider",
-        "OpenVINOExecutionProvider", "DnnlExecutionProvider", "DmlExecutionProvider",
-        "CoreMLExecutionProvider", "NnapiExecutionProvider", "QNNExecutionProvider",
-        "XnnpackExecutionProvider", "AzureExecutionProvider", "WebGpuExecutionProvider",
-        "VitisAIExecutionProvider", "ACLExecutionProvider", "ArmNNExecutionProvider",
-        "CANNExecutionProvider", "JsExecutionProvider", "SNPEExecutionProvider",
+        "TensorrtExecutionProvider",
+        "ROCMExecutionProvider",
+        "MIGraphXExecutionProvider",
+        "OpenVINOExecutionProvider",
+        "DnnlExecutionProvider",
+        "DmlExecutionProvider",
+        "CoreMLExecutionProvider",
+        "NnapiExecutionProvider",
+        "QNNExecutionProvider",
+        "XnnpackExecutionProvider",
+        "AzureExecutionProvider",
+        "WebGpuExecutionProvider",
+        "VitisAIExecutionProvider",
+        "ACLExecutionProvider",
+        "ArmNNExecutionProvider",
+        "CANNExecutionProvider",
+        "JsExecutionProvider",
+        "SNPEExecutionProvider",
     )
 )
 
