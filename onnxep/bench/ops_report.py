@@ -100,34 +100,35 @@ def ops_markdown(result: Mapping[str, Any], unavailable: Mapping[str, str]) -> s
     return "\n".join(lines)
 
 
+def _plot_panel(ax: Any, op: str, cells: Sequence[dict[str, Any]], colors: dict) -> None:
+    dtypes = list(dict.fromkeys(c["dtype"] for c in cells))
+    for runner, color in colors.items():
+        for k, dtype in enumerate(dtypes):
+            pts = sorted(
+                (c["size"], c["p50_ms"])
+                for c in cells
+                if (c["runner"], c["dtype"]) == (runner, dtype)
+            )
+            if pts:
+                xs, ys = zip(*pts)
+                style = ("-", "--", ":", "-.")[k % 4]
+                ax.plot(xs, ys, marker="o", color=color, linestyle=style, label=f"{runner} {dtype}")
+    ax.set(title=op, xscale="log", yscale="log", xlabel="n", ylabel="p50 ms")
+    ax.legend(fontsize="x-small")
+
+
 def plot_ops(result: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """One panel per op: p50 time against size for every runner (log-log)."""
+    """One panel per op: p50 time against size, a colour per runner, a line style per dtype."""
     plt = require_matplotlib()
     cells = [c for c in result["cells"] if not c.get("error")]
     ops = list(dict.fromkeys(c["op"] for c in result["cells"]))
+    runners = dict.fromkeys(c["runner"] for c in result["cells"])
+    colors = {runner: f"C{i % 10}" for i, runner in enumerate(runners)}
     cols = min(3, max(len(ops), 1))
     rows = (len(ops) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
     for ax, op in zip(axes.flat, ops):
-        mine = [c for c in cells if c["op"] == op]
-        for runner in dict.fromkeys(c["runner"] for c in mine):
-            for k, dtype in enumerate(dict.fromkeys(c["dtype"] for c in mine)):
-                pts = sorted(
-                    (c["size"], c["p50_ms"])
-                    for c in mine
-                    if c["runner"] == runner and c["dtype"] == dtype
-                )
-                if pts:
-                    xs, ys = zip(*pts)
-                    ax.plot(
-                        xs,
-                        ys,
-                        marker="o",
-                        linestyle="-" if k == 0 else "--",
-                        label=f"{runner} {dtype}",
-                    )
-        ax.set(title=op, xscale="log", yscale="log", xlabel="n", ylabel="p50 ms")
-        ax.legend(fontsize="x-small")
+        _plot_panel(ax, op, [c for c in cells if c["op"] == op], colors)
     for ax in list(axes.flat)[len(ops) :]:
         ax.set_visible(False)
     fig.tight_layout()

@@ -96,6 +96,25 @@ def _source_revision() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+def _blas() -> str | None:
+    """numpy's BLAS (it runs the reference provider's MatMul/Gemm/Conv), e.g. OpenBLAS 0.3."""
+    import numpy as np
+
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas.get('version', '')}".strip()
+    except (TypeError, KeyError, AttributeError):  # old numpy: no mode="dicts"
+        return None
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, threads, load, package versions."""
     from onnxep.bench.suite import unavailable_providers
@@ -118,6 +137,8 @@ def machine_info(threads: int) -> dict[str, Any]:
         "providers_unavailable": unavailable_providers(),
         "gpu": _gpu_name(available),
         "onnxep_source": _source_revision(),
+        "blas": _blas(),
+        "thread_env": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
     }
 
 
@@ -134,6 +155,7 @@ def machine_markdown(info: dict[str, Any]) -> str:
         f"- load average at start (1/5/15 min): {info['load_average']}",
         f"- {info['platform']}, Python {info['python']}"
         + (f"; onnxep from git {info['onnxep_source']}" if info.get("onnxep_source") else ""),
+        f"- numpy's BLAS: {info['blas']}; thread variables: {info['thread_env'] or 'none set'}",
         f"- versions: {versions}" + (f" (not installed: {', '.join(missing)})" if missing else ""),
         f"- onnxep providers available: {', '.join(info['providers_available'])}",
     ]
