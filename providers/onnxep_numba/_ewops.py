@@ -219,7 +219,7 @@ SPECS: dict[str, EwSpec] = {
             _clip6,
             {"min": -3.4028234663852886e38, "max": 3.4028234663852886e38},
         ),
-        EwSpec("clip", ("input", "min", "max"), lambda e, a, _: _clamp(e, a[0], a[1], a[2])),
+        EwSpec("clip", ("input", "min", "max"), lambda e, a, _: _clamp(e, *[*a, None, None][:3])),
         EwSpec("abs", X, _f("abs({a})")),
         EwSpec("neg", X, _f("-{a}")),
         EwSpec("exp", ("input",), _f("math.exp({a})")),

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from onnxep_numba._ewops import SPECS
+from onnxep_numba._registry import f32
 from onnxep_numba.conv import ACT_CLIP, ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, conv, conv_act
-from onnxep_numba.norm import affine_params, batch_normalization
+from onnxep_numba.norm import BN_KERNELS, affine_params
 
 __all__ = ["rewrite"]
 
@@ -40,15 +41,16 @@ def rewrite(ops: list[Any], consts: dict[str, Any], outputs: set[str], fresh: Fr
         ):
             _fold_conv(op, ops, consts, outputs, fresh)
     for i, op in enumerate(ops):
-        if _is(op, batch_normalization) and all(_const(op, k, consts) for k in (1, 2, 3, 4)):
+        if _is(op, BN_KERNELS) and all(_const(op, k, consts) for k in (1, 2, 3, 4)):
             rank = op.info.input_type(0).rank if op.info is not None else None
             if rank is not None and rank >= 2:
                 ops[i] = _affine(op, rank, consts, fresh)
     return ops
 
 
-def _is(op: Any, fn: Callable[..., Any]) -> bool:
-    return op.kernel is not None and op.kernel.fn is fn
+def _is(op: Any, fn: Callable[..., Any] | tuple[Callable[..., Any], ...]) -> bool:
+    fns = fn if isinstance(fn, tuple) else (fn,)
+    return op.kernel is not None and any(op.kernel.fn is f for f in fns)
 
 
 def _const(op: Any, i: int, consts: dict[str, Any]) -> bool:
@@ -82,12 +84,12 @@ def _absorb(nxt: Any, out: str, w: np.ndarray, b: np.ndarray, consts: dict[str, 
     """Fold one affine op after the conv into (w, b) in place; False if it is not one."""
     m = w.shape[0]
     if (
-        _is(nxt, batch_normalization)
+        _is(nxt, BN_KERNELS)
         and nxt.inputs[0] == out
         and all(_const(nxt, k, consts) for k in (1, 2, 3, 4))
     ):
         params = [consts[nxt.inputs[k]] for k in (1, 2, 3, 4)]
-        s, t = affine_params(*params, nxt.attrs.get("epsilon", 1e-5))
+        s, t = affine_params(*params, nxt.attrs.get("epsilon", f32(1e-5)))
         w *= s.reshape((-1,) + (1,) * (w.ndim - 1))
         b *= s
         b += t
@@ -159,7 +161,7 @@ def _fold_conv(
 
 def _affine(op: Any, rank: int, consts: dict[str, Any], fresh: Fresh) -> Any:
     params = [consts[op.inputs[k]] for k in (1, 2, 3, 4)]
-    s, t = affine_params(*params, op.attrs.get("epsilon", 1e-5))
+    s, t = affine_params(*params, op.attrs.get("epsilon", f32(1e-5)))
     dtype = np.dtype(op.info.input_type(0).dtype)
     shape = (-1,) + (1,) * (rank - 2)
     names = [fresh("scale"), fresh("shift")]

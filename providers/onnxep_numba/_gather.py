@@ -65,5 +65,14 @@ def gather_axes(src: np.ndarray, maps: Sequence[np.ndarray], fill: float = 0) ->
     table = np.concatenate([np.asarray(m, dtype=np.int64) for m in maps])
     starts = np.cumsum([0] + [len(m) for m in maps[:-1]]).astype(np.int64)
     dims = np.array(out_shape, dtype=np.int64)
-    _gather(src.reshape(-1), out.reshape(-1), dims, table, starts, src.dtype.type(fill))
+    # pure data movement: one compiled kernel per item size, whatever the dtype
+    bits = _UINTS.get(src.dtype.itemsize) if src.dtype.kind in "biuf" else None
+    if bits is None:
+        _gather(src.reshape(-1), out.reshape(-1), dims, table, starts, src.dtype.type(fill))
+        return out
+    fill_bits = np.array(fill, dtype=src.dtype).view(bits)[()]
+    _gather(src.reshape(-1).view(bits), out.reshape(-1).view(bits), dims, table, starts, fill_bits)
     return out
+
+
+_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}

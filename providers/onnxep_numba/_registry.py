@@ -17,6 +17,7 @@ __all__ = [
     "check_dtypes",
     "SCALARS",
     "check_static_rank",
+    "contiguous",
     "f32",
     "kernels",
     "only_outputs",
@@ -41,6 +42,12 @@ SCALARS = (
     "float32",
     "float64",
 )
+
+
+def contiguous(x: object) -> np.ndarray:
+    """``x`` as a C-contiguous array, keeping 0-d arrays 0-d (``np.ascontiguousarray`` does not)."""
+    a = np.asarray(x)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def f32(value: float) -> float:

@@ -45,6 +45,7 @@ class Op:
     dtype: str | None = None  # output dtype of an elementwise op
     fn: Callable[..., Any] | None = None
     multi: bool = False  # fn returns a tuple
+    fused: bool = False  # a fused elementwise group (returns exactly its outputs)
     node: Node | None = None
     info: NodeInfo | None = None
     kernel: Kernel | None = None
@@ -246,6 +247,7 @@ def _group_op(
         [members[k].outputs[0] for k in outs],
         fn=fused_kernel(program),
         multi=True,
+        fused=True,
     )
 
 
@@ -317,7 +319,7 @@ def _emit(
             lines.append(f"{var[op.outputs[0]] if named else '_'} = {call}")
         elif not named:
             lines.append(call)
-        elif len(named) == len(op.outputs) and named:
+        elif op.fused and len(named) == len(op.outputs):
             lines.append(f"{', '.join(var[o] for _, o in named)}, = {call}")
         else:
             lines.append(f"_r = {call}")

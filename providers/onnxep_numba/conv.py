@@ -83,23 +83,26 @@ def _depthwise(x, wt, y, mult, sh, sw, dh, dw, ph, pw):
     n_batch, _, h, w = x.shape
     m_out, oh, ow = y.shape[1], y.shape[2], y.shape[3]
     kh, kw = wt.shape[2], wt.shape[3]
-    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
-    wp = max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
     for t in numba.prange(n_batch * m_out):
         n = t // m_out
-        m = t % m_out
+        m = t - n * m_out
         c = m // mult
-        xp = np.zeros((hp, wp), dtype=x.dtype)
-        xp[ph : ph + h, pw : pw + w] = x[n, c]
-        acc = np.zeros((oh, ow), dtype=x.dtype)
-        for ki in range(kh):
-            for kj in range(kw):
-                wv = wt[m, 0, ki, kj]
-                for oy in range(oh):
-                    row = xp[oy * sh + ki * dh]
-                    for ox in range(ow):
-                        acc[oy, ox] += wv * row[ox * sw + kj * dw]
-        y[n, m] = acc
+        for oy in range(oh):
+            yr = y[n, m, oy]
+            for ox in range(ow):
+                yr[ox] = 0
+            for ki in range(kh):
+                iy = oy * sh - ph + ki * dh
+                if iy < 0 or iy >= h:
+                    continue
+                xr = x[n, c, iy]
+                for kj in range(kw):
+                    wv = wt[m, 0, ki, kj]
+                    off = kj * dw - pw
+                    lo = max(0, (sw - 1 - off) // sw)  # first ox reading inside the row
+                    hi = min(ow, (w - 1 - off) // sw + 1)
+                    for ox in range(lo, hi):
+                        yr[numba.uint64(ox)] += wv * xr[numba.uint64(ox * sw + off)]
 
 
 @jit

@@ -18,7 +18,14 @@ from onnxep_numba._jit import jit
 from onnxep_numba._registry import FLOATS, all_checks, check_dtypes, f32, kernels, only_outputs
 from onnxep_numba.fusion import fused_kernel, single_op
 
-__all__ = ["affine_params", "batch_normalization", "layer_normalization", "lrn", "softmax"]
+__all__ = [
+    "BN_KERNELS",
+    "affine_params",
+    "batch_normalization",
+    "layer_normalization",
+    "lrn",
+    "softmax",
+]
 
 
 def affine_params(
@@ -41,12 +48,31 @@ def _bn_check(info: NodeInfo) -> str | None:
     return None
 
 
+_BN_CHECK = all_checks(
+    check_dtypes((0,), FLOATS), check_dtypes((1, 2, 3, 4), FLOATS), only_outputs(1), _bn_check
+)
+
+
+@kernels.register("BatchNormalization", versions=(7, 9), check=_BN_CHECK)
+def batch_normalization_v9(
+    X: np.ndarray,
+    scale: np.ndarray,
+    B: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    *,
+    epsilon: float = f32(1e-5),
+    momentum: float = f32(0.9),
+    spatial: int = 1,
+) -> tuple[np.ndarray]:
+    """Inference BatchNormalization, opsets 7-13 (inputs named ``mean``/``var``)."""
+    return batch_normalization(X, scale, B, mean, var, epsilon=epsilon)
+
+
 @kernels.register(
     "BatchNormalization",
-    versions=(7, 9, 14, 15),
-    check=all_checks(
-        check_dtypes((0,), FLOATS), check_dtypes((1, 2, 3, 4), FLOATS), only_outputs(1), _bn_check
-    ),
+    versions=(14, 15),
+    check=_BN_CHECK,
 )
 def batch_normalization(
     X: np.ndarray,
@@ -57,7 +83,6 @@ def batch_normalization(
     *,
     epsilon: float = f32(1e-5),
     momentum: float = f32(0.9),
-    spatial: int = 1,
     training_mode: int = 0,
 ) -> tuple[np.ndarray]:
     """Inference-mode BatchNormalization over channel dim 1 (output Y only)."""
@@ -70,7 +95,7 @@ def batch_normalization(
 
 
 @jit
-def _layer_norm(x, scale, bias, y, eps):
+def _layer_norm(x, scale, bias, y, means, invs, eps):
     rows, d = x.shape
     for r in numba.prange(rows):
         mean = 0.0
@@ -82,14 +107,22 @@ def _layer_norm(x, scale, bias, y, eps):
             diff = x[r, i] - mean
             var += diff * diff
         inv = 1.0 / math.sqrt(var / d + eps)
+        means[r] = mean
+        invs[r] = inv
         for i in range(d):
             y[r, i] = (x[r, i] - mean) * inv * scale[i] + bias[i]
+
+
+def _ln_check(info: NodeInfo) -> str | None:
+    if info.attrs.get("stash_type", 1) != 1:
+        return f"stash_type={info.attrs['stash_type']} is not implemented"
+    return None
 
 
 @kernels.register(
     "LayerNormalization",
     versions=(17,),
-    check=all_checks(check_dtypes((0, 1, 2), FLOATS), only_outputs(1)),
+    check=all_checks(check_dtypes((0, 1, 2), FLOATS), _ln_check),
 )
 def layer_normalization(
     X: np.ndarray,
@@ -99,8 +132,8 @@ def layer_normalization(
     axis: int = -1,
     epsilon: float = f32(1e-5),
     stash_type: int = 1,
-) -> tuple[np.ndarray]:
-    """Normalize over dims ``axis..`` (statistics in float64; output Y only)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalize over dims ``axis..`` (statistics in float64); Y, Mean, InvStdDev (float32)."""
     x = np.ascontiguousarray(X)
     axis = axis % x.ndim
     tail = x.shape[axis:]
@@ -108,15 +141,21 @@ def layer_normalization(
     scale = np.ascontiguousarray(np.broadcast_to(Scale, tail).reshape(d), dtype=x.dtype)
     bias = np.zeros(d, x.dtype) if B is None else np.broadcast_to(B, tail).reshape(d)
     y = np.empty_like(x)
+    stats_shape = x.shape[:axis] + (1,) * (x.ndim - axis)
+    means = np.empty(stats_shape, np.float32)
+    invs = np.empty(stats_shape, np.float32)
     if x.size:
+        bias = np.ascontiguousarray(bias, x.dtype)
         _layer_norm(
             x.reshape(-1, d),
             scale,
-            np.ascontiguousarray(bias, x.dtype),
+            bias,
             y.reshape(-1, d),
+            means.reshape(-1),
+            invs.reshape(-1),
             float(epsilon),
         )
-    return (y,)
+    return y, means, invs
 
 
 @jit
@@ -183,3 +222,7 @@ def lrn(
         n, c = x.shape[:2]
         _lrn(x.reshape(n, c, -1), y.reshape(n, c, -1), size, alpha, beta, bias)
     return y
+
+
+#: The BatchNormalization kernels, for the segment compiler's folds.
+BN_KERNELS = (batch_normalization, batch_normalization_v9)

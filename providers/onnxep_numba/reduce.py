@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from onnxep_numba._jit import jit
-from onnxep_numba._registry import FLOATS, kernels
+from onnxep_numba._registry import FLOATS, contiguous, kernels
 
 __all__ = ["reduce"]
 
@@ -24,7 +24,9 @@ SUM, MEAN, MAX = range(3)
 def _reduce3(x, y, op):
     outer, n, inner = x.shape
     for o in numba.prange(outer):
-        acc = np.full(inner, -np.inf if op == 2 else 0.0)
+        acc = np.empty(inner)
+        for i in range(inner):
+            acc[i] = -np.inf if op == 2 else 0.0
         for r in range(n):
             for i in range(inner):
                 v = x[o, r, i]
@@ -52,7 +54,7 @@ def reduce(
         first = len(keep)
     else:
         first = red[0] if red else x.ndim
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     shape = x.shape
     outer = int(np.prod(shape[:first], dtype=np.int64))
     n = int(np.prod(shape[first : first + len(red)], dtype=np.int64))

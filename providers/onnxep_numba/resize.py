@@ -20,7 +20,7 @@ from onnxep.graph import NodeInfo
 from onnxep.registry import since_versions
 from onnxep_numba._gather import gather_axes, source_strides
 from onnxep_numba._jit import jit
-from onnxep_numba._registry import FLOATS, SCALARS, all_checks, check_dtypes, kernels
+from onnxep_numba._registry import FLOATS, SCALARS, all_checks, check_dtypes, contiguous, kernels
 
 __all__ = ["pad", "resize"]
 
@@ -128,7 +128,7 @@ def resize(
     nearest_mode: str = "round_prefer_floor",
 ) -> np.ndarray:
     """Resize with nearest or (multi)linear interpolation."""
-    x = np.ascontiguousarray(X)
+    x = contiguous(X)
     plan = _plan(x, scales, sizes, axes)
     transform = coordinate_transformation_mode
     if mode == "nearest":
@@ -175,7 +175,7 @@ def pad_array(
     x: np.ndarray, pads: Sequence[int], mode: str, value: float, axes: Sequence[int] | None = None
 ) -> np.ndarray:
     """Pad ``x``; ``pads`` lists all begins then all ends (of ``axes``, default every axis)."""
-    x = np.ascontiguousarray(x)
+    x = contiguous(x)
     axes = [a % x.ndim for a in axes] if axes is not None else list(range(x.ndim))
     n = len(axes)
     begin, end = [0] * x.ndim, [0] * x.ndim

@@ -15,7 +15,14 @@ import numpy as np
 from onnxep.graph import NodeInfo
 from onnxep.registry import since_versions
 from onnxep_numba._gather import gather_axes, source_strides
-from onnxep_numba._registry import SCALARS, all_checks, check_dtypes, kernels, only_outputs
+from onnxep_numba._registry import (
+    SCALARS,
+    all_checks,
+    check_dtypes,
+    contiguous,
+    kernels,
+    only_outputs,
+)
 
 __all__ = ["transpose"]
 
@@ -25,7 +32,7 @@ DATA = check_dtypes((0,), SCALARS)
 @kernels.register("Transpose", versions=since_versions("Transpose"), check=DATA)
 def transpose(data: np.ndarray, *, perm: tuple[int, ...] = ()) -> np.ndarray:
     """A transposed copy (reversed axes when ``perm`` is empty)."""
-    x = np.ascontiguousarray(data)
+    x = contiguous(data)
     perm = tuple(perm) or tuple(range(x.ndim - 1, -1, -1))
     strides = source_strides(x.shape)
     maps = [np.arange(x.shape[p], dtype=np.int64) * strides[p] for p in perm]
@@ -112,7 +119,7 @@ def slice_(
     steps: np.ndarray | None = None,
 ) -> np.ndarray:
     """A copy of ``data[starts:ends:steps]`` along ``axes`` (ends clamped as numpy does)."""
-    x = np.ascontiguousarray(data)
+    x = contiguous(data)
     index = [slice(None)] * x.ndim
     listed = _axes(axes) or tuple(range(len(_axes(starts))))
     step_list = _axes(steps) or (1,) * len(listed)
@@ -129,7 +136,7 @@ def slice_(
 @kernels.register("Expand", versions=(8, 13), check=DATA, host_inputs=(1,))
 def expand(input: np.ndarray, shape: np.ndarray) -> np.ndarray:
     """Broadcast to ``shape`` (numpy rules, both ways), as a contiguous copy."""
-    x = np.ascontiguousarray(input)
+    x = contiguous(input)
     out_shape = np.broadcast_shapes(x.shape, tuple(_axes(shape)))
     padded = (1,) * (len(out_shape) - x.ndim) + x.shape
     strides = [0] * (len(out_shape) - x.ndim) + source_strides(x.shape)

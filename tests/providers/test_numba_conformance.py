@@ -1,0 +1,79 @@
+"""The ONNX node test cases for every op the numba provider claims.
+
+A case is collected when its model contains an op NumbaExecutionProvider registers and the
+provider accepts at least one of its nodes; the test asserts those nodes were placed on it
+(a silent fallback to the reference path would otherwise pass) and compares every output
+with onnx's expected values and tolerances. Cases the provider gets wrong are listed in
+``KNOWN`` with the reason, as strict xfails.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import sys
+from typing import Any
+
+import onnx
+import pytest
+
+import onnxep
+from onnxep.graph import NodeInfo, graph_from_proto
+from onnxep_numba import NumbaProvider
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from conformance.cases import NodeCase, load_cases, run_case
+
+NUMBA = NumbaProvider.name
+OPS = {kernel.key.op_type for kernel in NumbaProvider.kernels}
+
+#: Cases the numba provider is known to get wrong, with the reason.
+KNOWN: dict[str, str] = {}
+
+
+def _claimed(case: NodeCase) -> list[str]:
+    """Labels of the case's nodes the numba provider accepts (no session built)."""
+    model = case.model_proto()
+    if not any(n.op_type in OPS for n in model.graph.node):
+        return []
+    opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in model.opset_import}
+    try:
+        graph = graph_from_proto(onnx.shape_inference.infer_shapes(model).graph, opsets)
+    except Exception:  # cases whose graph the loader refuses are another test's business
+        return []
+    provider = NumbaProvider()
+    return [n.label for n in graph.nodes if provider.supports(NodeInfo(n, graph))]
+
+
+@functools.cache
+def _params() -> list[Any]:
+    params = []
+    for case in load_cases():
+        labels = _claimed(case)
+        if labels:
+            marks = (
+                [pytest.mark.xfail(strict=True, reason=KNOWN[case.name])]
+                if case.name in KNOWN
+                else []
+            )
+            params.append(pytest.param(case, labels, id=case.name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize(("case", "labels"), _params())
+def test_node_case_on_numba(case: NodeCase, labels: list[str]) -> None:
+    session = onnxep.InferenceSession(case.model, providers=[("numba", {"fuse": False})])
+    for label in labels:
+        assert session.assignment(label) == NUMBA, str(session.explain())
+    run_case(case, [("numba", {"fuse": False})])
+
+
+def test_the_claimed_cases_cover_every_op() -> None:
+    covered = {n.op_type for p in _params() for n in p.values[0].model_proto().graph.node}
+    missing = sorted(OPS - covered)
+    assert not missing, f"no ONNX node case exercises {missing} on the numba provider"
+
+
+def test_known_failures_are_real_cases() -> None:
+    names = {p.id for p in _params()}
+    assert not sorted(set(KNOWN) - names)
