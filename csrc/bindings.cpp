@@ -271,6 +271,23 @@ py::tuple layer_norm(const py::handle& x_obj, const py::handle& scale_obj,
   return py::make_tuple(y, mean, inv_std);
 }
 
+F32 channel_affine(const py::handle& x_obj, const py::handle& scale_obj,
+                   const py::handle& shift_obj, bool relu, int threads) {
+  const F32 x = as_f32(x_obj, "X");
+  const F32 scale = as_f32(scale_obj, "scale");
+  const F32 shift = as_f32(shift_obj, "shift");
+  const Shape s = shape_of(x);
+  require(s.size() >= 2, "channel_affine: X must have rank >= 2 (N, C, ...), got " + shape_str(s));
+  require(scale.size() == s[1] && shift.size() == s[1],
+          "channel_affine: scale and shift need " + std::to_string(s[1]) + " values each");
+  F32 y(s);
+  const float *xp = x.data(), *ap = scale.data(), *bp = shift.data();
+  float* yp = y.mutable_data();
+  py::gil_scoped_release no_gil;
+  onnxep::channel_affine(xp, ap, bp, yp, s[0], s[1], product(s, 2), relu, threads);
+  return y;
+}
+
 // --- Conv and pools --------------------------------------------------------------------
 
 onnxep::Window2d window(const Shape& kernel, const Shape& pads, const Shape& strides,
@@ -404,6 +421,9 @@ PYBIND11_MODULE(_kernels, m) {
   m.def("layer_norm", &layer_norm, py::arg("x"), py::arg("scale"), py::arg("bias") = py::none(),
         py::kw_only(), py::arg("axis") = -1, py::arg("epsilon") = 1e-5f, py::arg("threads") = 0,
         "LayerNormalization over x.shape[axis:]; returns (Y, Mean, InvStdDev).");
+  m.def("channel_affine", &channel_affine, py::arg("x"), py::arg("scale"), py::arg("shift"),
+        py::kw_only(), py::arg("relu") = false, py::arg("threads") = 0,
+        "y = x * scale[c] + shift[c] over (N, C, ...), optionally max(y, 0).");
   m.def("conv2d", &conv2d, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), py::kw_only(),
         py::arg("pads"), py::arg("strides"), py::arg("dilations"), py::arg("group") = 1,
         py::arg("relu") = false, py::arg("threads") = 0,

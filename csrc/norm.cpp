@@ -114,7 +114,30 @@ ONNXEP_CLONES void normalize_row(const float* x, const float* scale, const float
   for (std::int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * inv_std * scale[i] + bias[i];
 }
 
+ONNXEP_CLONES void affine_row(const float* x, float a, float b, float* y, std::int64_t n,
+                              bool relu) {
+  if (relu) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float v = x[i] * a + b;
+      y[i] = v < 0.0f ? 0.0f : v;
+    }
+    return;
+  }
+  for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * a + b;
+}
+
 }  // namespace
+
+void channel_affine(const float* x, const float* scale, const float* shift, float* y,
+                    std::int64_t n, std::int64_t c, std::int64_t inner, bool relu, int threads) {
+  const std::int64_t grain = std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(inner, 1));
+  parallel_range(n * c, grain, threads, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t t = b; t < e; ++t) {
+      const std::int64_t ch = t % c;
+      affine_row(x + t * inner, scale[ch], shift[ch], y + t * inner, inner, relu);
+    }
+  });
+}
 
 void softmax(const float* x, float* y, std::int64_t outer, std::int64_t n, std::int64_t inner,
              int threads) {

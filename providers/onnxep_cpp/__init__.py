@@ -2,11 +2,11 @@
 
 float32 kernels written in C++17 (``csrc/``) and compiled into ``onnxep_cpp._kernels``:
 a packed, cache-blocked GEMM with AVX-512 / AVX2 micro-kernels chosen at run time, Gemm,
-MatMul, Conv, pools, elementwise ops with numpy broadcasting, Softmax and
-LayerNormalization. The GIL is released while a kernel runs and numpy buffers are used in
-place. Threads follow the session's ``intra_op_num_threads`` (0: every CPU this process
-may use). When the extension is not built, ``is_available()`` says so and the other
-providers still work.
+MatMul, Conv, pools, elementwise ops with numpy broadcasting, Softmax, LayerNormalization
+and BatchNormalization (inference). The GIL is released while a kernel runs and numpy
+buffers are used in place. Threads follow the session's ``intra_op_num_threads`` (0: every
+CPU this process may use). When the extension is not built, ``is_available()`` says so and
+the other providers still work.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class CppProvider(Provider):
         return functools.partial(super().bind(info), threads=self.threads or 0)
 
     def compile(self, segment: Segment) -> Callable[..., tuple[Any, ...]] | None:
-        """Fuse Conv+Relu and Add+Relu pairs; None (node by node) when nothing fuses."""
+        """Fuse Conv/Add/BatchNormalization + Relu pairs; None when nothing fuses."""
         return compile_segment(self, segment)
 
 

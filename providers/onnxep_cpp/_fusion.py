@@ -1,7 +1,8 @@
 """``CppProvider.compile``: a segment run by one function, with Relu fused into its producer.
 
-A Conv or Add whose only reader is a Relu of the same segment becomes one C++ call (Conv
-with its ReLU epilogue, ``add_relu``), saving a pass over memory and a Python call. Nodes
+A Conv, Add or BatchNormalization whose only reader is a Relu of the same segment becomes
+one C++ call (Conv with its ReLU epilogue, ``add_relu``, ``channel_affine(relu=True)``),
+saving a pass over memory and a Python call. Nodes
 are matched by kernel identity, not by name. Values are freed after their last use, as in
 the plan. Segments with nothing to fuse return None and run node by node.
 """
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from onnxep.graph import Node, NodeInfo
 from onnxep.provider import Segment
 from onnxep.registry import is_multi_output
-from onnxep_cpp import _elementwise, _nn
+from onnxep_cpp import _elementwise, _nn, _normalization
 from onnxep_cpp._registry import native
 
 if TYPE_CHECKING:
@@ -39,10 +40,21 @@ def _fused_add(info: NodeInfo, threads: int) -> Callable[..., Any]:
     return functools.partial(native.add_relu, threads=threads)
 
 
+def _fused_batch_norm(info: NodeInfo, threads: int) -> Callable[..., Any]:
+    epsilon = float(info.attrs.get("epsilon", 1e-5))
+
+    def batch_norm_relu(X: Any, scale: Any, B: Any, mean: Any, var: Any) -> Any:
+        a, b = _normalization.folded_batch_norm(scale, B, mean, var, epsilon)
+        return native.channel_affine(X, a, b, relu=True, threads=threads)
+
+    return batch_norm_relu
+
+
 #: kernel function -> factory of the fused "kernel then Relu" callable
 FUSIONS: dict[Callable[..., Any], Callable[[NodeInfo, int], Callable[..., Any]]] = {
     _nn.conv: _fused_conv,
     _elementwise.BINARY["add"]: _fused_add,
+    _normalization.batch_normalization: _fused_batch_norm,
 }
 RELU = _elementwise.UNARY["relu"]
 
@@ -55,9 +67,9 @@ def _fusable_pairs(provider: CppProvider, segment: Segment) -> dict[int, Node]:
     pairs: dict[int, Node] = {}
     for node in segment.nodes:
         kernel = provider.kernel_for(segment.info(node))
-        if kernel is None or kernel.fn not in FUSIONS or len(node.outputs) != 1:
-            continue
         out = node.outputs[0]
+        if kernel is None or kernel.fn not in FUSIONS or any(node.outputs[1:]) or not out:
+            continue
         users = readers.get(out, [])
         if len(users) != 1 or out in graph.outputs or users[0].index not in members:
             continue

@@ -55,6 +55,9 @@ def layer_norm(
     epsilon: float = 1e-5,
     threads: int = 0,
 ) -> tuple[Array, Array, Array]: ...
+def channel_affine(
+    x: Array, scale: Array, shift: Array, *, relu: bool = False, threads: int = 0
+) -> Array: ...
 def conv2d(
     x: Array,
     w: Array,

@@ -226,3 +226,38 @@ def average_pool(
         **args,
     )
     return y[:, :, 0, :] if X.ndim == 3 else y
+
+
+def _check_global(info: NodeInfo) -> str | None:
+    shape = info.input_shape(0)
+    if shape is not None and len(shape) not in (3, 4):
+        return f"input rank {len(shape)}: the C++ kernel does 1-D and 2-D only"
+    return None
+
+
+def _global_args(X: np.ndarray) -> tuple[np.ndarray, dict[str, list[int]]]:
+    x = X[:, :, None, :] if X.ndim == 3 else X
+    return x, {
+        "kernel": [x.shape[2], x.shape[3]] if x.ndim == 4 else [1, 1],
+        "pads": [0, 0, 0, 0],
+        "strides": [1, 1],
+        "dilations": [1, 1],
+    }
+
+
+def _squeeze_1d(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return y[:, :, 0, :] if X.ndim == 3 else y
+
+
+@kernels.register("GlobalAveragePool", versions=(1, 22), dtypes=FLOAT, check=_check_global)
+def global_average_pool(X: np.ndarray, *, threads: int = 0) -> np.ndarray:
+    """Mean over all spatial positions: (N, C, 1, ...)."""
+    x, args = _global_args(X)
+    return _squeeze_1d(X, native.avg_pool2d(x, threads=threads, **args))
+
+
+@kernels.register("GlobalMaxPool", versions=(1, 22), dtypes=FLOAT, check=_check_global)
+def global_max_pool(X: np.ndarray, *, threads: int = 0) -> np.ndarray:
+    """Max over all spatial positions: (N, C, 1, ...)."""
+    x, args = _global_args(X)
+    return _squeeze_1d(X, native.max_pool2d(x, threads=threads, **args))

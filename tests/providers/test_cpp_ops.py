@@ -128,6 +128,9 @@ CASES = [
     ("Min", [(3, 4)], 8, {}),
     ("Softmax", [(3, 4, 5)], 13, {"axis": 1}),
     ("Softmax", [(2, 130)], 13, {}),
+    ("GlobalAveragePool", [(2, 3, 5, 7)], 22, {}),
+    ("GlobalAveragePool", [(2, 3, 9)], 1, {}),
+    ("GlobalMaxPool", [(2, 3, 5, 7)], 1, {}),
 ]
 
 
@@ -182,6 +185,22 @@ def test_layer_normalization_all_outputs(with_bias, axis):
     for g, e in zip(got, expected, strict=True):
         assert g.shape == e.shape
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("opset", "shape"), [(9, (2, 3, 4, 5)), (14, (2, 3, 7)), (15, (4, 3))])
+def test_batch_normalization_inference(opset, shape):
+    """Against the formula: ReferenceEvaluator mixes batch statistics in for opsets 9-13."""
+    shapes = [shape, (3,), (3,), (3,), (3,)]
+    model = single_node("BatchNormalization", shapes, opset, epsilon=1e-3)
+    feeds = feeds_for(model)
+    feeds["x4"] = np.abs(feeds["x4"]) + 0.1  # variances
+    session = onnxep.InferenceSession(model.SerializeToString(), providers=["cpp"])
+    assert session.assignment("node") == CPP
+    x, scale, bias, mean, var = (feeds[f"x{i}"].astype(np.float64) for i in range(5))
+    c = (1, 3) + (1,) * (len(shape) - 2)
+    expected = (x - mean.reshape(c)) / np.sqrt(var.reshape(c) + 1e-3) * scale.reshape(c)
+    expected += bias.reshape(c)
+    np.testing.assert_allclose(session.run(None, feeds)[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_non_contiguous_feed():
@@ -340,12 +359,14 @@ def test_missing_extension_is_reported_and_nothing_else_breaks():
 
 
 def _residual_model(relu_input_is_output: bool) -> onnx.ModelProto:
-    """x -> Conv -> Relu -> Conv -> Add(x) -> Relu: two fusable pairs."""
+    """x -> Conv -> Relu -> Conv -> BN -> Relu -> Add(x) -> Relu: three fusable pairs."""
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
         helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
-        helper.make_node("Add", ["c2", "x"], ["s"], name="add"),
+        helper.make_node("BatchNormalization", ["c2", "g", "be", "mu", "var"], ["n"], name="bn"),
+        helper.make_node("Relu", ["n"], ["r2"], name="relu_bn"),
+        helper.make_node("Add", ["r2", "x"], ["s"], name="add"),
         helper.make_node("Relu", ["s"], ["y"], name="relu2"),
     ]
     rng = np.random.default_rng(5)
@@ -353,6 +374,10 @@ def _residual_model(relu_input_is_output: bool) -> onnx.ModelProto:
         "w1": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
         "b1": rng.standard_normal(4).astype(np.float32),
         "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
+        "g": rng.standard_normal(4).astype(np.float32),
+        "be": rng.standard_normal(4).astype(np.float32),
+        "mu": rng.standard_normal(4).astype(np.float32),
+        "var": rng.random(4).astype(np.float32) + 0.5,
     }
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
     if relu_input_is_output:
@@ -370,7 +395,7 @@ def _residual_model(relu_input_is_output: bool) -> onnx.ModelProto:
 
 
 @pytest.mark.parametrize("relu_input_is_output", [False, True])
-def test_compile_fuses_relu_into_conv_and_add(relu_input_is_output):
+def test_compile_fuses_relu_into_conv_batch_norm_and_add(relu_input_is_output):
     model = _residual_model(relu_input_is_output)
     session = onnxep.InferenceSession(model.SerializeToString(), providers=["cpp"])
     (segment,) = session.plan.partition.segments
@@ -378,7 +403,7 @@ def test_compile_fuses_relu_into_conv_and_add(relu_input_is_output):
     provider = CppProvider()
     pairs = _fusion._fusable_pairs(provider, segment)
     fused = sorted(segment.graph.nodes[i].name for i in pairs)
-    assert fused == (["add"] if relu_input_is_output else ["add", "conv1"])
+    assert fused == (["add", "bn"] if relu_input_is_output else ["add", "bn", "conv1"])
     assert provider.compile(segment) is not None
     kinds = {step.kind for step in session.plan.steps.values()}
     assert kinds == {"segment"}, session.plan.source

@@ -15,4 +15,9 @@ void softmax(const float* x, float* y, std::int64_t outer, std::int64_t n, std::
 void layer_norm(const float* x, const float* scale, const float* bias, float* y, float* mean,
                 float* inv_std, std::int64_t rows, std::int64_t cols, float epsilon, int threads);
 
+// Per-channel affine map of x viewed as (n, c, inner): y = x * scale[ch] + shift[ch], then
+// max(y, 0) when relu. BatchNormalization in inference mode, its parameters folded.
+void channel_affine(const float* x, const float* scale, const float* shift, float* y,
+                    std::int64_t n, std::int64_t c, std::int64_t inner, bool relu, int threads);
+
 }  // namespace onnxep
