@@ -142,6 +142,17 @@ def test_layer_norm_outputs(shape, axis):
     np.testing.assert_allclose(y2, y - bias, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 127), (1, 5, 4, 7), (0, 3, 2)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_channel_affine(shape, relu):
+    x, a, b = rand(*shape), rand(shape[1]), rand(shape[1])
+    c = (1, shape[1]) + (1,) * (len(shape) - 2)
+    expected = x * a.reshape(c) + b.reshape(c)
+    if relu:
+        expected = np.maximum(expected, 0)
+    np.testing.assert_allclose(native.channel_affine(x, a, b, relu=relu), expected, rtol=1e-6)
+
+
 # --- Conv and pools --------------------------------------------------------------------
 
 
@@ -296,6 +307,8 @@ def test_avg_pool2d(xs, kernel, pads, strides, dilations, ceil, include_pad):
         (lambda: native.relu(rand(3).astype(np.float16)), TypeError, "float32"),
         (lambda: native.relu(rand(3).astype(">f4")), TypeError, "float32"),
         (lambda: native.softmax(rand(3, 4), axis=2), ValueError, "out of range"),
+        (lambda: native.channel_affine(rand(3), rand(3), rand(3)), ValueError, "rank >= 2"),
+        (lambda: native.channel_affine(rand(2, 3), rand(2), rand(3)), ValueError, "3 values"),
         (lambda: native.layer_norm(rand(3, 4), rand(3)), ValueError, "Scale has 3 values"),
         (
             lambda: native.conv2d(
