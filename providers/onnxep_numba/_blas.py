@@ -3,10 +3,14 @@
 numba's own ``np.dot`` needs SciPy's BLAS bindings (not a dependency). Instead the
 ``cblas_?gemm`` of the OpenBLAS that numpy bundles is called, through ctypes function
 pointers passed to a ``prange`` loop: each task runs a single-threaded GEMM on one batch
-item, or on a block of columns/rows of it (``openblas_set_num_threads_local(1)``, restored
-after). One thread pool (numba's) does all the work: on a 2-core machine OpenBLAS's own
-pool alternating with numba's made ResNet-50 2.4x slower. Without a usable OpenBLAS (another
-numpy build) :func:`matmul` is ``np.matmul``.
+item, or on a block of columns/rows of it. One thread pool (numba's) does all the work.
+
+Side effect, deliberate: the first GEMM sets OpenBLAS's thread count to 1 for the whole
+process (numpy's own ``matmul`` included). OpenBLAS has no per-thread setting in the
+bundled build (``openblas_set_num_threads_local`` is process-wide), and restoring the count
+after each call wakes its pool, whose threads then spin against numba's: on a 2-core
+machine that made ResNet-50 3x slower. Without a usable OpenBLAS (another numpy build)
+:func:`matmul` is ``np.matmul``.
 
 Operands may be transposed views (strides are read, not copied); batch dims broadcast.
 """
@@ -30,24 +34,26 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
 @functools.lru_cache(maxsize=1)
-def _library() -> tuple[Any, Any, Any] | None:
-    """(sgemm, dgemm, set_threads_local) ctypes pointers from numpy's OpenBLAS, or None."""
+def _library() -> tuple[Any, Any, Any, Any] | None:
+    """(sgemm, dgemm, set_num_threads, get_num_threads) from numpy's OpenBLAS, or None."""
     folder = os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs")
     for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas*.so*"))):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for prefix, suffix, index in (
-            ("scipy_", "64_", ctypes.c_int64),
-            ("scipy_", "", ctypes.c_int),
-        ):
-            s_name, d_name = f"{prefix}cblas_sgemm{suffix}", f"{prefix}cblas_dgemm{suffix}"
-            if not (hasattr(lib, s_name) and hasattr(lib, "openblas_set_num_threads_local")):
+        for suffix, index in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
+            names = [
+                f"scipy_cblas_sgemm{suffix}",
+                f"scipy_cblas_dgemm{suffix}",
+                f"scipy_openblas_set_num_threads{suffix}",
+                f"scipy_openblas_get_num_threads{suffix}",
+            ]
+            if not all(hasattr(lib, n) for n in names):
                 continue
             c_int, ptr = ctypes.c_int, ctypes.c_int64
             funcs = []
-            for name, real in ((s_name, ctypes.c_float), (d_name, ctypes.c_double)):
+            for name, real in ((names[0], ctypes.c_float), (names[1], ctypes.c_double)):
                 proto = ctypes.CFUNCTYPE(
                     None,
                     c_int,
@@ -66,8 +72,11 @@ def _library() -> tuple[Any, Any, Any] | None:
                     index,
                 )
                 funcs.append(proto((name, lib)))
-            local = ctypes.CFUNCTYPE(c_int, c_int)(("openblas_set_num_threads_local", lib))
-            return funcs[0], funcs[1], local
+            setter = getattr(lib, names[2])
+            setter.argtypes, setter.restype = [c_int], None
+            getter = getattr(lib, names[3])
+            getter.argtypes, getter.restype = [], c_int
+            return funcs[0], funcs[1], setter, getter
     return None
 
 
@@ -77,7 +86,7 @@ def gemm_available() -> bool:
 
 
 @jit
-def _gemm_tasks(fn, local, geo, pa, offa, pb, offb, pc, offc, alpha, beta, splits, split_n):
+def _gemm_tasks(fn, geo, pa, offa, pb, offb, pc, offc, alpha, beta, splits, split_n):
     ta, tb, m, n, k = geo[0], geo[1], geo[2], geo[3], geo[4]
     lda, ldb, ldc, size = geo[5], geo[6], geo[7], geo[8]
     batch = offc.shape[0]
@@ -99,7 +108,6 @@ def _gemm_tasks(fn, local, geo, pa, offa, pb, offb, pc, offc, alpha, beta, split
             a0 += i0 if ta else i0 * lda
             c0 += i0 * ldc
         if mm > 0 and nn > 0:
-            prev = local(1)
             fn(
                 101,
                 112 if ta else 111,
@@ -116,7 +124,6 @@ def _gemm_tasks(fn, local, geo, pa, offa, pb, offb, pc, offc, alpha, beta, split
                 pc + c0 * size,
                 ldc,
             )
-            local(prev)
 
 
 def _operand(x: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, bool, int]:
@@ -192,7 +199,7 @@ def matmul(
 
 
 def _run(
-    lib: tuple[Any, Any, Any],
+    lib: tuple[Any, Any, Any, Any],
     a: np.ndarray,
     b: np.ndarray,
     c: np.ndarray,
@@ -213,16 +220,18 @@ def _run(
     geo = np.array([ta, tb, m, n, k, lda, ldb, n, a.itemsize], dtype=np.int64)
     fn = lib[0] if a.dtype == np.float32 else lib[1]
     real = a.dtype.type
+    offsets = (_offsets(a, batch), _offsets(b, batch), np.arange(items, dtype=np.int64) * (m * n))
+    if lib[3]() != 1:
+        lib[2](1)  # process-wide, once: see the module docstring
     _gemm_tasks(
         fn,
-        lib[2],
         geo,
         a.ctypes.data,
-        _offsets(a, batch),
+        offsets[0],
         b.ctypes.data,
-        _offsets(b, batch),
+        offsets[1],
         c.ctypes.data,
-        np.arange(items, dtype=np.int64) * (m * n),
+        offsets[2],
         real(alpha),
         real(beta),
         splits,
