@@ -75,20 +75,25 @@ def shapes(spec: str) -> list[tuple[int, int, int]]:
     return result
 
 
-def measure(fns: dict[str, Callable[[], Any]], repeats: int, budget: float) -> dict[str, float]:
-    """Median seconds of each function, timed in alternation after one warm-up each."""
+def measure(
+    fns: dict[str, Callable[[], Any]], repeats: int, budget: float
+) -> dict[str, tuple[float, float]]:
+    """(median wall seconds, median process CPU seconds) of each function, timed in
+    alternation after one warm-up each."""
     for fn in fns.values():
         fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     start = time.perf_counter()
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t0)
-        if time.perf_counter() - start > budget and len(times[name]) >= 3:
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+        if time.perf_counter() - start > budget and len(wall[name]) >= 3:
             break
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
 def machine(threads: int, how: str, isa: str) -> dict[str, Any]:
@@ -135,11 +140,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             t = measure(contenders, args.repeats, args.budget)
             flops = 2.0 * m * n * k
+            (cpp_s, cpp_cpu), (np_s, np_cpu) = t["cpp"], t["numpy"]
             row = {
                 "m": m, "n": n, "k": k,
-                "cpp_ms": t["cpp"] * 1e3, "numpy_ms": t["numpy"] * 1e3,
-                "cpp_gflops": flops / t["cpp"] / 1e9, "numpy_gflops": flops / t["numpy"] / 1e9,
-                "ratio": t["numpy"] / t["cpp"],
+                "cpp_ms": cpp_s * 1e3, "numpy_ms": np_s * 1e3,
+                "cpp_gflops": flops / cpp_s / 1e9, "numpy_gflops": flops / np_s / 1e9,
+                "ratio": np_s / cpp_s,
+                "cpp_cpu_per_wall": cpp_cpu / cpp_s, "numpy_cpu_per_wall": np_cpu / np_s,
             }  # fmt: skip
             rows.append(row)
             print(f"  {m}x{n}x{k}: C++ {row['cpp_gflops']:.0f} GFLOP/s, "
@@ -152,15 +159,19 @@ def markdown(doc: dict[str, Any]) -> str:
     info = doc["machine"]
     lines = [
         f"GEMM, float32, {info['threads']} thread(s) each, {info['cpu']} "
-        f"(C++ path: {info['cpp_gemm_isa']}); median of repeats after warm-up",
+        f"(C++ path: {info['cpp_gemm_isa']}); median of repeats after warm-up. CPU/wall: "
+        "CPU seconds the process used per second (below the thread count when other "
+        "processes share the cores; OpenBLAS threads also count while they spin)",
         "",
-        "| M x N x K | C++ ms | numpy ms | C++ GFLOP/s | numpy GFLOP/s | C++ / numpy |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| M x N x K | C++ ms | numpy ms | C++ GFLOP/s | numpy GFLOP/s | C++ / numpy "
+        "| CPU/wall C++ | CPU/wall numpy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in doc["results"]:
         lines.append(
             f"| {r['m']}x{r['n']}x{r['k']} | {r['cpp_ms']:.3f} | {r['numpy_ms']:.3f} | "
-            f"{r['cpp_gflops']:.1f} | {r['numpy_gflops']:.1f} | {r['ratio']:.2f} |"
+            f"{r['cpp_gflops']:.1f} | {r['numpy_gflops']:.1f} | {r['ratio']:.2f} | "
+            f"{r['cpp_cpu_per_wall']:.2f} | {r['numpy_cpu_per_wall']:.2f} |"
         )
     return "\n".join(lines)
 
