@@ -68,9 +68,14 @@ def _bn_inference(x: np.ndarray, scale: Any, b: Any, mean: Any, var: Any, eps: f
     f = np.float32 if x.dtype == np.float16 else x.dtype.type
     a = np.asarray(scale, f) / np.sqrt(np.asarray(var, f) + f(eps))
     shift = np.asarray(b, f) - np.asarray(mean, f) * a
+    return _channel_affine(x, a.astype(x.dtype), shift.astype(x.dtype))
+
+
+def _channel_affine(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x * a + b with one (a, b) per channel (axis 1)."""
     y = fresh(x.shape, x.dtype)
-    np.multiply(x, _channel(a.astype(x.dtype), x.ndim), out=y)
-    y += _channel(shift.astype(x.dtype), x.ndim)
+    np.multiply(x, _channel(a, x.ndim), out=y)
+    y += _channel(b, x.ndim)
     return y
 
 

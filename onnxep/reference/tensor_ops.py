@@ -90,7 +90,7 @@ def _axes_list(axes: Any) -> tuple[int, ...] | None:
 @kernels.register("Unsqueeze", versions=(1, 11))
 def unsqueeze_attr(data: Any, *, axes: tuple[int, ...]) -> Any:
     """Insert size-1 dims at ``axes`` (positions in the output)."""
-    return np.expand_dims(data, axes)
+    return unsqueeze(data, axes)
 
 
 @kernels.register("Unsqueeze", versions=since_versions("Unsqueeze", first=13), host_inputs=(1,))
