@@ -8,8 +8,9 @@ Run from the repository root::
 Thread count: numpy's BLAS is limited with threadpoolctl when it is installed; otherwise
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS are set *before numpy is imported*
 (which is why this script imports numpy inside ``main``). The C++ GEMM gets the same count
-through its ``threads=`` argument. Each size is timed in alternation (C++, numpy, C++, ...)
-after a warm-up, so both see the same machine noise; the figure is the median. Results are
+through its ``threads=`` argument. Each size is timed in alternating blocks (C++, numpy,
+C++, ...; a pause and a warm-up call before each), so both see the same machine noise and
+neither inherits the other's busy threads; the figure is the median of all timed calls. Results are
 printed as a Markdown table and written to ``benchmarks/results/gemm.json``.
 """
 
@@ -31,6 +32,7 @@ from typing import Any
 SQUARE = [64, 128, 256, 512, 1024, 2048]
 TRANSFORMER = [(128, 768, 768), (128, 768, 3072), (128, 3072, 768)]
 DEFAULT_JSON = pathlib.Path(__file__).parent / "results" / "gemm.json"
+PAUSE = 0.3  # seconds before each block: lets OpenBLAS's spinning threads go to sleep
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -76,23 +78,29 @@ def shapes(spec: str) -> list[tuple[int, int, int]]:
 
 
 def measure(
-    fns: dict[str, Callable[[], Any]], repeats: int, budget: float
+    fns: dict[str, Callable[[], Any]], repeats: int, budget: float, rounds: int = 3
 ) -> dict[str, tuple[float, float]]:
-    """(median wall seconds, median process CPU seconds) of each function, timed in
-    alternation after one warm-up each."""
-    for fn in fns.values():
-        fn()
+    """(median wall seconds, median process CPU seconds) of each function.
+
+    The functions take turns in blocks (C++ block, numpy block, C++ block, ...), each block
+    after a warm-up call and a pause: OpenBLAS's threads keep spinning for a while after a
+    call returns and would otherwise take the cores from whatever runs next.
+    """
     wall: dict[str, list[float]] = {name: [] for name in fns}
     cpu: dict[str, list[float]] = {name: [] for name in fns}
-    start = time.perf_counter()
-    for _ in range(repeats):
+    per_block = max(1, repeats // rounds)
+    for _ in range(rounds):
         for name, fn in fns.items():
-            t0, c0 = time.perf_counter(), time.process_time()
+            time.sleep(PAUSE)
             fn()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-        if time.perf_counter() - start > budget and len(wall[name]) >= 3:
-            break
+            start = time.perf_counter()
+            for _ in range(per_block):
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+                if time.perf_counter() - start > budget / (rounds * len(fns)):
+                    break
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
@@ -160,7 +168,7 @@ def markdown(doc: dict[str, Any]) -> str:
     lines = [
         f"GEMM, float32, {info['threads']} thread(s) each, {info['cpu']} "
         f"(C++ path: {info['cpp_gemm_isa']}); median of repeats after warm-up. CPU/wall: "
-        "CPU seconds the process used per second (below the thread count when other "
+        "CPU seconds the process used per wall second (below the thread count when other "
         "processes share the cores; OpenBLAS threads also count while they spin)",
         "",
         "| M x N x K | C++ ms | numpy ms | C++ GFLOP/s | numpy GFLOP/s | C++ / numpy "
