@@ -138,6 +138,8 @@ def _depthwise_channels_last(
         x, 1, -1
     )
     weights = np.ascontiguousarray(np.moveaxis(w[:, 0], 0, -1))  # (*kernel, C)
+    if all(st == 1 for st in strides):  # shifted slices of the flattened planes
+        return _depthwise_cl_flat(src, weights, dil, out)
     acc = scratch(3, (n, *out, c), x.dtype)
     acc.fill(0)
     tmp = scratch(1, acc.shape, x.dtype)
@@ -148,6 +150,28 @@ def _depthwise_channels_last(
         np.multiply(src[(slice(None), *taps)], weights[pos], out=tmp)
         acc += tmp
     return _copy_out(np.moveaxis(acc, -1, 1))
+
+
+def _depthwise_cl_flat(
+    src: np.ndarray, weights: np.ndarray, dil: Sequence[int], out: Sequence[int]
+) -> np.ndarray:
+    """Stride-1 channels-last depthwise conv: each kernel position reads one contiguous
+    (positions x channels) block of the flattened padded planes."""
+    n, c = src.shape[0], src.shape[-1]
+    spatial = src.shape[1:-1]
+    pitch = [math.prod(spatial[i + 1 :]) for i in range(len(spatial))]
+    length = sum((o - 1) * p for o, p in zip(out, pitch)) + 1
+    flat = src.reshape(n, -1, c)
+    acc = scratch(3, (n, math.prod(spatial), c), src.dtype)
+    head = acc[:, :length]
+    head.fill(0)
+    tmp = scratch(1, head.shape, src.dtype)
+    for pos in np.ndindex(*weights.shape[:-1]):
+        offset = sum(p * d * q for p, d, q in zip(pos, dil, pitch))
+        np.multiply(flat[:, offset : offset + length], weights[pos], out=tmp)
+        head += tmp
+    grid = acc.reshape(n, *spatial, c)[(slice(None), *(slice(0, o) for o in out))]
+    return _copy_out(np.moveaxis(grid, -1, 1))
 
 
 def _depthwise_flat(
