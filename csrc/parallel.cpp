@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -34,6 +35,18 @@ void spin_until(Ready ready) {
   }
 }
 
+// One parallel region. Workers hold it through a shared_ptr, so one that wakes after the
+// region has finished finds no task left (and never touches the caller's function).
+struct Region {
+  const std::function<void(std::int64_t)>* fn;
+  std::int64_t n_tasks;
+  int helpers;
+  std::atomic<std::int64_t> next{0};
+  std::atomic<std::int64_t> completed{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+};
+
 class Pool {
  public:
   Pool() : pid_(getpid()) {}
@@ -42,35 +55,33 @@ class Pool {
 
   pid_t pid() const { return pid_; }
 
-  // False when another region is running: the caller then runs the tasks itself.
+  // False when another region is running: the caller then runs the tasks itself. The caller
+  // works on the tasks too and waits only for tasks that were started, never for a worker
+  // that has not woken up yet.
   bool run(std::int64_t n_tasks, int threads, const std::function<void(std::int64_t)>& fn) {
     std::unique_lock<std::mutex> region(dispatch_, std::try_to_lock);
     if (!region.owns_lock()) return false;
     const int helpers = static_cast<int>(std::min<std::int64_t>(threads - 1, n_tasks - 1));
     grow(helpers);
+    auto r = std::make_shared<Region>();
+    r->fn = &fn;
+    r->n_tasks = n_tasks;
+    r->helpers = helpers;
     {
       std::lock_guard<std::mutex> lock(m_);
-      fn_ = &fn;
-      n_tasks_ = n_tasks;
-      next_.store(0);
-      participants_ = helpers;
-      finished_.store(0);
-      error_ = nullptr;
+      current_ = r;
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     in_region = true;
-    drain(fn);
+    drain(*r);
     in_region = false;
-    spin_until([&] { return finished_.load(std::memory_order_acquire) == helpers; });
-    std::exception_ptr error;
+    spin_until([&] { return r->completed.load(std::memory_order_acquire) == n_tasks; });
     {
       std::unique_lock<std::mutex> lock(m_);
-      done_.wait(lock, [this] { return finished_.load() == participants_; });
-      fn_ = nullptr;
-      error = error_;
+      done_.wait(lock, [&] { return r->completed.load() == n_tasks; });
     }
-    if (error) std::rethrow_exception(error);
+    if (r->error) std::rethrow_exception(r->error);
     return true;
   }
 
@@ -83,15 +94,19 @@ class Pool {
     }
   }
 
-  void drain(const std::function<void(std::int64_t)>& fn) {
+  void drain(Region& r) {
     for (;;) {
-      const std::int64_t task = next_.fetch_add(1);
-      if (task >= n_tasks_) return;
+      const std::int64_t task = r.next.fetch_add(1);
+      if (task >= r.n_tasks) return;
       try {
-        fn(task);
+        (*r.fn)(task);
       } catch (...) {
-        std::lock_guard<std::mutex> lock(m_);
-        if (!error_) error_ = std::current_exception();
+        std::lock_guard<std::mutex> lock(r.error_mutex);
+        if (!r.error) r.error = std::current_exception();
+      }
+      if (r.completed.fetch_add(1, std::memory_order_acq_rel) + 1 == r.n_tasks) {
+        std::lock_guard<std::mutex> lock(m_);  // no lost wake-up: the caller checks under m_
+        done_.notify_all();
       }
     }
   }
@@ -101,31 +116,26 @@ class Pool {
     in_region = true;  // a worker never starts a nested region
     for (;;) {
       spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
-      std::unique_lock<std::mutex> lock(m_);
-      wake_.wait(lock, [&] { return generation_.load() != seen; });
-      seen = generation_.load();
-      if (index >= participants_) continue;
-      const std::function<void(std::int64_t)>* fn = fn_;
-      lock.unlock();
-      drain(*fn);
-      lock.lock();
-      if (finished_.fetch_add(1) + 1 == participants_) done_.notify_one();
+      std::shared_ptr<Region> r;
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        wake_.wait(lock, [&] { return generation_.load() != seen; });
+        seen = generation_.load();
+        if (index >= current_->helpers) continue;
+        r = current_;
+      }
+      drain(*r);
     }
   }
 
   const pid_t pid_;
   std::mutex dispatch_;  // held for the length of one region
-  std::mutex m_;
+  std::mutex m_;         // guards current_ and the condition variables
   std::condition_variable wake_;
   std::condition_variable done_;
   std::vector<std::thread> workers_;
-  const std::function<void(std::int64_t)>* fn_ = nullptr;
-  std::int64_t n_tasks_ = 0;
-  std::atomic<std::int64_t> next_{0};
-  int participants_ = 0;
-  std::atomic<int> finished_{0};
+  std::shared_ptr<Region> current_;
   std::atomic<std::uint64_t> generation_{0};
-  std::exception_ptr error_;
 };
 
 Pool& pool() {
