@@ -1,88 +1,31 @@
 """Batched GEMM: BLAS micro-kernels driven by numba's thread pool.
 
 numba's own ``np.dot`` needs SciPy's BLAS bindings (not a dependency). Instead the
-``cblas_?gemm`` of the OpenBLAS that numpy bundles is called, through ctypes function
-pointers passed to a ``prange`` loop: each task runs a single-threaded GEMM on one batch
-item, or on a block of columns/rows of it. One thread pool (numba's) does all the work.
-
-Side effect, deliberate: the first GEMM sets OpenBLAS's thread count to 1 for the whole
-process (numpy's own ``matmul`` included). OpenBLAS has no per-thread setting in the
-bundled build (``openblas_set_num_threads_local`` is process-wide), and restoring the count
-after each call wakes its pool, whose threads then spin against numba's: on a 2-core
-machine that made ResNet-50 3x slower. Without a usable OpenBLAS (another numpy build)
-:func:`matmul` is ``np.matmul``.
+``cblas_?gemm`` of a private, single-threaded copy of numpy's OpenBLAS
+(:mod:`onnxep_numba._openblas`) is called through ctypes function pointers passed to a
+``prange`` loop: each task runs one GEMM on one batch item, or on a block of columns/rows
+of it. One thread pool (numba's) does all the work. Without a usable OpenBLAS (another
+numpy build) :func:`matmul` is ``np.matmul``.
 
 Operands may be transposed views (strides are read, not copied); batch dims broadcast.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import glob
-import os
-from typing import Any
-
 import numba
 import numpy as np
 
 from onnxep_numba._jit import jit
+from onnxep_numba._openblas import Blas, blas
 
 __all__ = ["gemm_available", "matmul"]
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
-@functools.lru_cache(maxsize=1)
-def _library() -> tuple[Any, Any, Any, Any] | None:
-    """(sgemm, dgemm, set_num_threads, get_num_threads) from numpy's OpenBLAS, or None."""
-    folder = os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas*.so*"))):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for suffix, index in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
-            names = [
-                f"scipy_cblas_sgemm{suffix}",
-                f"scipy_cblas_dgemm{suffix}",
-                f"scipy_openblas_set_num_threads{suffix}",
-                f"scipy_openblas_get_num_threads{suffix}",
-            ]
-            if not all(hasattr(lib, n) for n in names):
-                continue
-            c_int, ptr = ctypes.c_int, ctypes.c_int64
-            funcs = []
-            for name, real in ((names[0], ctypes.c_float), (names[1], ctypes.c_double)):
-                proto = ctypes.CFUNCTYPE(
-                    None,
-                    c_int,
-                    c_int,
-                    c_int,
-                    index,
-                    index,
-                    index,
-                    real,
-                    ptr,
-                    index,
-                    ptr,
-                    index,
-                    real,
-                    ptr,
-                    index,
-                )
-                funcs.append(proto((name, lib)))
-            setter = getattr(lib, names[2])
-            setter.argtypes, setter.restype = [c_int], None
-            getter = getattr(lib, names[3])
-            getter.argtypes, getter.restype = [], c_int
-            return funcs[0], funcs[1], setter, getter
-    return None
-
-
 def gemm_available() -> bool:
     """Whether GEMMs run through numba-driven BLAS (else numpy's matmul)."""
-    return _library() is not None
+    return blas() is not None
 
 
 @jit
@@ -164,7 +107,7 @@ def matmul(
     beta: float = 0.0,
 ) -> np.ndarray:
     """``alpha * a @ b + beta * out`` with numpy's matmul semantics (1-D, broadcasting)."""
-    lib = _library()
+    lib = blas()
     if lib is None or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
         result = np.matmul(a, b) * alpha if alpha != 1.0 else np.matmul(a, b)
         if out is None:
@@ -199,7 +142,7 @@ def matmul(
 
 
 def _run(
-    lib: tuple[Any, Any, Any, Any],
+    lib: Blas,
     a: np.ndarray,
     b: np.ndarray,
     c: np.ndarray,
@@ -218,11 +161,10 @@ def _run(
         split_n = n >= m
         splits = max(1, min(-(-threads // items), (n if split_n else m) // 32))
     geo = np.array([ta, tb, m, n, k, lda, ldb, n, a.itemsize], dtype=np.int64)
-    fn = lib[0] if a.dtype == np.float32 else lib[1]
+    fn = lib.sgemm if a.dtype == np.float32 else lib.dgemm
     real = a.dtype.type
     offsets = (_offsets(a, batch), _offsets(b, batch), np.arange(items, dtype=np.int64) * (m * n))
-    if lib[3]() != 1:
-        lib[2](1)  # process-wide, once: see the module docstring
+    lib.single_threaded()
     _gemm_tasks(
         fn,
         geo,

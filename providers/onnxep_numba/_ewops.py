@@ -135,7 +135,42 @@ def _gelu(e: Emitter, a: list[str], at: Mapping[str, Any]) -> str:
     if at["approximate"] == "tanh":
         k, c = e.const(math.sqrt(2 / math.pi)), e.const(0.044715)
         return f"{half} * {x} * ({one} + math.tanh({k} * ({x} + {c} * {x} * {x} * {x})))"
-    return f"{half} * {x} * ({one} + math.erf({x} * {e.const(1 / math.sqrt(2))}))"
+    return f"{half} * {x} * ({one} + {_erf_expr(e, e.let(f'{x} * {e.const(1 / math.sqrt(2))}'))})"
+
+
+#: Eigen's float32 erf: x * P(x^2) / Q(x^2) on [-4, 4] (beyond, erf is +-1 in float32).
+#: Arithmetic only, so the loop vectorizes; math.erf is a scalar libm call per element.
+_ERF_P = (
+    -2.72614225801306e-10,
+    2.77068142495902e-08,
+    -2.10102402082508e-06,
+    -5.69250639462346e-05,
+    -7.34990630326855e-04,
+    -2.95459980854025e-03,
+    -1.60960333262415e-02,
+)
+_ERF_Q = (
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
+    -1.42647390514189e-02,
+)
+
+
+def _erf_expr(e: Emitter, x: str) -> str:
+    if e.dtype != "float32":
+        return f"math.erf({x})"
+    c = _clamp(e, x, e.const(-4.0), e.const(4.0))
+    c = e.let(c)
+    x2 = e.let(f"{c} * {c}")
+    p = e.const(_ERF_P[0])
+    for k in _ERF_P[1:]:
+        p = e.let(f"{x2} * {p} + {e.const(k)}")
+    q = e.const(_ERF_Q[0])
+    for k in _ERF_Q[1:]:
+        q = e.let(f"{x2} * {q} + {e.const(k)}")
+    return f"{c} * {p} / {q}"
 
 
 def _softplus(e: Emitter, a: list[str], _: Any) -> str:
@@ -191,7 +226,7 @@ SPECS: dict[str, EwSpec] = {
         EwSpec("sigmoid", X, _sigmoid),
         EwSpec("tanh", ("input",), _f("math.tanh({a})")),
         EwSpec("gelu", X, _gelu, {"approximate": "none"}),
-        EwSpec("erf", ("input",), _f("math.erf({a})")),
+        EwSpec("erf", ("input",), lambda e, a, _: _erf_expr(e, a[0])),
         EwSpec(
             "hard_swish",
             X,

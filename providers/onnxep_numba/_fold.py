@@ -6,6 +6,8 @@
   epilogue: ``conv -> bn -> mul -> add -> relu`` becomes one Conv with folded weights.
 * Every other BatchNormalization with constant statistics becomes an elementwise affine op
   ``x * s + t``, which then fuses with its elementwise neighbours.
+* A Transpose read only by MatMul/Gemm becomes a strided view (attention's head splits):
+  the GEMM reads the strides, nothing is copied.
 
 Ops are recognised by their kernel function (``op.kernel.fn``) or elementwise spec, never
 by op-type strings.
@@ -22,7 +24,9 @@ import numpy as np
 from onnxep_numba._ewops import SPECS
 from onnxep_numba._registry import f32
 from onnxep_numba.conv import ACT_CLIP, ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, conv, conv_act
+from onnxep_numba.matmul import gemm, matmul
 from onnxep_numba.norm import BN_KERNELS, affine_params
+from onnxep_numba.tensor import transpose, transpose_view
 
 __all__ = ["rewrite"]
 
@@ -32,6 +36,7 @@ Fresh = Callable[[str], str]
 def rewrite(ops: list[Any], consts: dict[str, Any], outputs: set[str], fresh: Fresh) -> list[Any]:
     """Apply the Conv folds, then turn the remaining BatchNormalizations into affine ops."""
     ops = list(ops)
+    _transpose_views(ops, outputs)
     for op in list(ops):
         if (
             op in ops
@@ -46,6 +51,17 @@ def rewrite(ops: list[Any], consts: dict[str, Any], outputs: set[str], fresh: Fr
             if rank is not None and rank >= 2:
                 ops[i] = _affine(op, rank, consts, fresh)
     return ops
+
+
+def _transpose_views(ops: list[Any], outputs: set[str]) -> None:
+    """A Transpose read only by MatMul/Gemm becomes a view: BLAS takes the strides as they are."""
+    for op in ops:
+        if not _is(op, transpose) or op.outputs[0] in outputs:
+            continue
+        readers = [r for r in ops if op.outputs[0] in r.inputs]
+        if readers and all(_is(r, (matmul, gemm)) for r in readers):
+            op.fn = functools.partial(transpose_view, perm=tuple(op.attrs.get("perm", ())))
+            op.label = f"{op.label}(view)"
 
 
 def _is(op: Any, fn: Callable[..., Any] | tuple[Callable[..., Any], ...]) -> bool:

@@ -1,30 +1,31 @@
 """Conv (1-D and 2-D, groups, depthwise, pads/auto_pad, strides, dilations) with a fused
-bias + activation epilogue.
+bias + activation epilogue, in one parallel launch per convolution.
 
-Depthwise convolutions (one input channel per output channel) run a direct
-``prange`` loop over padded planes. Everything else is im2col (a parallel numba loop,
-tiled over output rows to bound its memory) followed by a GEMM batched over groups
-(:mod:`onnxep_numba._blas`); 1x1 stride-1 unpadded convolutions skip im2col. The epilogue adds the
-bias and applies the activation the segment compiler fused in (``act``: 0 none, 1 Relu,
-2 LeakyRelu(alpha), 3 Clip(alpha, beta), 4 Sigmoid) in one pass over the output.
+Depthwise convolutions (one input channel per output channel) run a direct loop per output
+plane. Every other convolution is tiled over output positions (and output channels, when
+there are fewer tiles than threads): each task builds its tile's im2col columns, calls a
+single-threaded BLAS GEMM and applies bias + activation (:mod:`onnxep_numba._conv_kernels`);
+1x1 stride-1 unpadded convolutions read the input as the column matrix. ``act`` is the
+activation the segment compiler fused in: 0 none, 1 Relu, 2 LeakyRelu(alpha),
+3 Clip(alpha, beta), 4 Sigmoid.
 """
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numba
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep_numba._blas import matmul as blas_matmul
-from onnxep_numba._jit import jit
-from onnxep_numba._registry import FLOATS, all_checks, check_static_rank, kernels
+from onnxep_numba._conv_kernels import conv_tiles, depthwise, epilogue_rows, im2col_rows
+from onnxep_numba._openblas import blas
+from onnxep_numba._registry import FLOATS, all_checks, check_static_rank, contiguous, kernels
 
 __all__ = ["conv", "conv_act", "conv_geometry"]
 
-#: im2col buffers larger than this many elements are built in tiles of output rows.
-COLS_BUDGET = 1 << 22
+#: Elements of one task's im2col tile (K x positions): 64K floats, 256 KiB, fits in L2.
+TILE_ELEMENTS = 1 << 16
 ACT_NONE, ACT_RELU, ACT_LEAKY, ACT_CLIP, ACT_SIGMOID = range(5)
 
 
@@ -58,85 +59,6 @@ def conv_geometry(
     return (begin[0], begin[1]), (s[0], s[1]), (d[0], d[1]), (out_hw[0], out_hw[1])
 
 
-@jit
-def _im2col(x, cols, kh, kw, sh, sw, dh, dw, ph, pw, r0, r1, ow):
-    c_in, h, w = x.shape
-    rows = c_in * kh * kw
-    for r in numba.prange(rows):
-        c = r // (kh * kw)
-        ki = (r // kw) % kh
-        kj = r % kw
-        for oy in range(r0, r1):
-            iy = oy * sh - ph + ki * dh
-            base = (oy - r0) * ow
-            if iy < 0 or iy >= h:
-                for ox in range(ow):
-                    cols[r, base + ox] = 0
-                continue
-            for ox in range(ow):
-                ix = ox * sw - pw + kj * dw
-                cols[r, base + ox] = x[c, iy, ix] if 0 <= ix < w else 0
-
-
-@jit
-def _depthwise(x, wt, y, mult, sh, sw, dh, dw, ph, pw):
-    n_batch, _, h, w = x.shape
-    m_out, oh, ow = y.shape[1], y.shape[2], y.shape[3]
-    kh, kw = wt.shape[2], wt.shape[3]
-    for t in numba.prange(n_batch * m_out):
-        n = t // m_out
-        m = t - n * m_out
-        c = m // mult
-        for oy in range(oh):
-            yr = y[n, m, oy]
-            for ox in range(ow):
-                yr[ox] = 0
-            for ki in range(kh):
-                iy = oy * sh - ph + ki * dh
-                if iy < 0 or iy >= h:
-                    continue
-                xr = x[n, c, iy]
-                for kj in range(kw):
-                    wv = wt[m, 0, ki, kj]
-                    off = kj * dw - pw
-                    lo = max(0, (sw - 1 - off) // sw)  # first ox reading inside the row
-                    hi = min(ow, (w - 1 - off) // sw + 1)
-                    for ox in range(lo, hi):
-                        yr[numba.uint64(ox)] += wv * xr[numba.uint64(ox * sw + off)]
-
-
-@jit
-def _epilogue(y, bias, has_bias, act, alpha, beta):
-    n_rows, p = y.shape
-    m_out = bias.shape[0]
-    zero = y.dtype.type(0)
-    one = y.dtype.type(1)
-    for r in numba.prange(n_rows):
-        b = bias[r % m_out] if has_bias else zero
-        row = y[r]
-        if act == 0:
-            for i in range(p):
-                row[i] = row[i] + b
-        elif act == 1:
-            for i in range(p):
-                v = row[i] + b
-                row[i] = zero if v < zero else v
-        elif act == 2:
-            for i in range(p):
-                v = row[i] + b
-                row[i] = v if v >= zero else v * alpha
-        elif act == 3:
-            for i in range(p):
-                v = row[i] + b
-                v = alpha if v < alpha else v
-                row[i] = beta if v > beta else v
-        else:
-            for i in range(p):
-                v = row[i] + b
-                e = math.exp(-abs(v))
-                row[i] = one / (one + e) if v >= zero else e / (one + e)
-
-
 def conv_act(
     X: np.ndarray,
     W: np.ndarray,
@@ -152,59 +74,65 @@ def conv_act(
     pads: tuple[int, ...] = (),
     strides: tuple[int, ...] = (),
 ) -> np.ndarray:
-    """Conv followed by bias and an activation, in one epilogue pass."""
+    """Conv followed by bias and an activation, in one parallel launch."""
     one_d = X.ndim == 3
     if one_d:
         X, W = X[:, :, None, :], W[:, :, None, :]
         pads = (0, pads[0], 0, pads[1]) if pads else ()
         strides, dilations = (1, *strides) if strides else (), (1, *dilations) if dilations else ()
-    x = np.ascontiguousarray(X)
-    w = np.ascontiguousarray(W, dtype=x.dtype)
+    x = contiguous(X)
+    w = contiguous(np.asarray(W, dtype=x.dtype))
     n_batch, c_in, h, wd = x.shape
     m_out, c_group, kh, kw = w.shape
     (ph, pw), (sh, sw), (dh, dw), (oh, ow) = conv_geometry(
         (h, wd), (kh, kw), auto_pad, dilations, pads, strides
     )
     y = np.empty((n_batch, m_out, oh, ow), dtype=x.dtype)
-    if y.size:
-        if c_group == 1 and group == c_in:
-            _depthwise(x, w, y, m_out // c_in, sh, sw, dh, dw, ph, pw)
-        elif (kh, kw, sh, sw) == (1, 1, 1, 1) and group == 1 and (ph, pw, oh, ow) == (0, 0, h, wd):
-            np.matmul(
-                w.reshape(m_out, c_in),
-                x.reshape(n_batch, c_in, h * wd),
-                out=y.reshape(n_batch, m_out, oh * ow),
-            )
-        else:
-            _gemm_conv(x, w, y, group, (kh, kw, sh, sw, dh, dw, ph, pw))
-        bias = np.zeros(1, x.dtype) if B is None else np.ascontiguousarray(B, dtype=x.dtype)
-        if B is not None or act != ACT_NONE:
-            t = x.dtype.type
-            _epilogue(
-                y.reshape(n_batch * m_out, oh * ow), bias, B is not None, act, t(alpha), t(beta)
-            )
+    bias = np.zeros(0, x.dtype) if B is None else contiguous(np.asarray(B, dtype=x.dtype))
+    t = x.dtype.type
+    geo = [group, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow]
+    if y.size == 0:
+        pass
+    elif c_group == 1 and group == c_in:
+        depthwise(x, w, bias, y, m_out // c_in, np.array(geo, np.int64), act, t(alpha), t(beta))
+    else:
+        _gemm_conv(x, w.reshape(m_out, -1), bias, y, geo, (act, t(alpha), t(beta)))
     return y[:, :, 0, :] if one_d else y
 
 
 def _gemm_conv(
-    x: np.ndarray, w: np.ndarray, y: np.ndarray, group: int, geo: tuple[int, ...]
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray,
+    y: np.ndarray,
+    geo: list[int],
+    act: tuple[int, Any, Any],
 ) -> None:
-    """im2col + batched-over-groups BLAS, tiled over output rows."""
-    kh, kw, sh, sw, dh, dw, ph, pw = geo
-    n_batch, c_in = x.shape[:2]
-    m_out, oh, ow = y.shape[1:]
-    ck = c_in * kh * kw
-    per_group = ck // group
-    wg = w.reshape(group, m_out // group, per_group)
-    rows = max(1, min(oh, COLS_BUDGET // max(1, ck * ow)))
-    cols = np.empty((ck, rows * ow), dtype=x.dtype)
-    for n in range(n_batch):
-        yn = y[n].reshape(group, m_out // group, oh * ow)
-        for r0 in range(0, oh, rows):
-            r1 = min(oh, r0 + rows)
-            part = cols[:, : (r1 - r0) * ow]
-            _im2col(x[n], part, kh, kw, sh, sw, dh, dw, ph, pw, r0, r1, ow)
-            blas_matmul(wg, part.reshape(group, per_group, -1), yn[:, :, r0 * ow : r1 * ow])
+    """im2col + GEMM + epilogue, as tiles of one parallel loop (or numpy without BLAS)."""
+    n_batch, _, h, wd = x.shape
+    m_out, k = w.shape
+    group, oh, ow = geo[0], geo[9], geo[10]
+    p_all = oh * ow
+    direct = geo[1:9] == [1, 1, 1, 1, 1, 1, 0, 0] and (oh, ow) == (h, wd)
+    lib = blas()
+    y3 = y.reshape(n_batch, m_out, p_all)
+    if lib is None:
+        cols = np.empty((n_batch, k * group, p_all), x.dtype)
+        full = np.array([*geo, p_all, 1, 0], np.int64)
+        for n in range(n_batch):
+            im2col_rows(x[n], cols[n], full, 0, 0, p_all)
+        wg = w.reshape(group, m_out // group, k)
+        y3[...] = np.matmul(wg, cols.reshape(n_batch, group, k, p_all)).reshape(y3.shape)
+        epilogue_rows(y3.reshape(-1, p_all), bias, *act)
+        return
+    lib.single_threaded()
+    tile = max(16, min(p_all, (TILE_ELEMENTS // max(k, 1)) // 16 * 16))
+    tasks = n_batch * group * -(-p_all // tile)
+    threads = numba.get_num_threads()
+    m_blocks = max(1, min(-(-threads // tasks), (m_out // group) // 16)) if tasks < threads else 1
+    full = np.array([*geo, tile, m_blocks, int(direct)], np.int64)
+    gemm = lib.sgemm if x.dtype == np.float32 else lib.dgemm
+    conv_tiles(gemm, x, w, bias, y3, full, *act)
 
 
 def _conv_check(info: NodeInfo) -> str | None:

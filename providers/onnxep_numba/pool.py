@@ -19,31 +19,56 @@ __all__ = ["average_pool", "global_average_pool", "global_max_pool", "max_pool"]
 
 
 @jit
-def _pool2d(x, y, is_max, include_pad, kh, kw, sh, sw, dh, dw, ph, pw, eh, ew):
+def _pool2d(x, y, is_max, include_pad, geo):
     planes, h, w = x.shape
     oh, ow = y.shape[1], y.shape[2]
+    kh, kw, sh, sw, dh, dw, ph, pw, eh, ew = (
+        geo[0],
+        geo[1],
+        geo[2],
+        geo[3],
+        geo[4],
+        geo[5],
+        geo[6],
+        geo[7],
+        geo[8],
+        geo[9],
+    )
     for p in numba.prange(planes):
         for oy in range(oh):
+            acc = np.empty(ow, np.float64)
             for ox in range(ow):
-                acc = -np.inf if is_max else 0.0
-                count = 0
-                for ki in range(kh):
-                    iy = oy * sh - ph + ki * dh
+                acc[ox] = -np.inf if is_max else 0.0
+            rows = 0
+            for ki in range(kh):
+                iy = oy * sh - ph + ki * dh
+                if (-ph <= iy < h + eh) if include_pad else (0 <= iy < h):
+                    rows += 1
+                if iy < 0 or iy >= h:
+                    continue
+                xr = x[p, iy]
+                for kj in range(kw):
+                    off = kj * dw - pw
+                    lo = max(0, (sw - 1 - off) // sw)
+                    hi = min(ow, (w - 1 - off) // sw + 1)
+                    for ox in range(lo, hi):
+                        v = xr[numba.uint64(ox * sw + off)]
+                        if is_max:
+                            a = acc[numba.uint64(ox)]
+                            acc[numba.uint64(ox)] = v if (v > a or v != v) else a
+                        else:
+                            acc[numba.uint64(ox)] += v
+            for ox in range(ow):
+                if is_max:
+                    y[p, oy, ox] = acc[ox]
+                else:
+                    cols = 0
                     for kj in range(kw):
                         ix = ox * sw - pw + kj * dw
-                        if 0 <= iy < h and 0 <= ix < w:
-                            v = x[p, iy, ix]
-                            if is_max:
-                                acc = v if (v > acc or v != v) else acc
-                            else:
-                                acc += v
-                            count += 1
-                        elif include_pad and -ph <= iy < h + eh and -pw <= ix < w + ew:
-                            count += 1
-                if is_max:
-                    y[p, oy, ox] = acc
-                else:
-                    y[p, oy, ox] = acc / count if count else np.nan
+                        if (-pw <= ix < w + ew) if include_pad else (0 <= ix < w):
+                            cols += 1
+                    count = rows * cols
+                    y[p, oy, ox] = acc[ox] / count if count else np.nan
 
 
 def _pool(x: np.ndarray, is_max: bool, include_pad: bool, attrs: dict) -> np.ndarray:
@@ -69,21 +94,8 @@ def _pool(x: np.ndarray, is_max: bool, include_pad: bool, attrs: dict) -> np.nda
         )
     y = np.empty((n * c, oh, ow), dtype=x.dtype)
     if y.size:
-        _pool2d(
-            x.reshape(n * c, h, w),
-            y,
-            is_max,
-            include_pad,
-            *kernel_shape,
-            sh,
-            sw,
-            dh,
-            dw,
-            ph,
-            pw,
-            eh,
-            ew,
-        )
+        geo = np.array([*kernel_shape, sh, sw, dh, dw, ph, pw, eh, ew], np.int64)
+        _pool2d(x.reshape(n * c, h, w), y, is_max, include_pad, geo)
     y = y.reshape(n, c, oh, ow)
     return y[:, :, 0, :] if one_d else y
 

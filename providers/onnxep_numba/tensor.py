@@ -24,7 +24,7 @@ from onnxep_numba._registry import (
     only_outputs,
 )
 
-__all__ = ["transpose"]
+__all__ = ["transpose", "transpose_view"]
 
 DATA = check_dtypes((0,), SCALARS)
 
@@ -37,6 +37,11 @@ def transpose(data: np.ndarray, *, perm: tuple[int, ...] = ()) -> np.ndarray:
     strides = source_strides(x.shape)
     maps = [np.arange(x.shape[p], dtype=np.int64) * strides[p] for p in perm]
     return gather_axes(x, maps)
+
+
+def transpose_view(data: np.ndarray, *, perm: tuple[int, ...] = ()) -> np.ndarray:
+    """A transposed view, no copy: for a consumer that reads strides (MatMul's BLAS call)."""
+    return np.transpose(data, tuple(perm) or None)
 
 
 @kernels.register("Concat", versions=(4, 11, 13), check=check_dtypes(range(64), SCALARS))
