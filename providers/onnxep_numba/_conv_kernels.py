@@ -165,33 +165,50 @@ def conv_tiles(gemm, x, w, bias, y, geo, act, alpha, beta):
 
 @jit
 def depthwise(x, wt, bias, y, mult, geo, act, alpha, beta):
-    """One input channel per output channel: a direct loop per output plane + epilogue."""
+    """One input channel per output channel: per output plane, the input is copied once into
+    a zero-padded plane, then each filter tap is one long loop over it (stride 1: the output
+    is computed in the padded row width and the valid columns kept), then the epilogue."""
     n_batch, _, h, w = x.shape
     m_out, oh, ow = y.shape[1], y.shape[2], y.shape[3]
     kh, kw, sh, sw, dh, dw, ph, pw = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
+    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
+    span = (oh - 1) * wp + ow
     for t in numba.prange(n_batch * m_out):
         n = t // m_out
         m = t - n * m_out
         c = m // mult
-        for oy in range(oh):
-            yr = y[n, m, oy]
-            for ox in range(ow):
-                yr[ox] = 0
+        xp = np.zeros((hp, wp), dtype=x.dtype)
+        for iy in range(h):
+            for ix in range(w):
+                xp[iy + ph, ix + pw] = x[n, c, iy, ix]
+        flat = xp.reshape(hp * wp)
+        if sh == 1 and sw == 1:
+            acc = np.zeros(span, dtype=x.dtype)
             for ki in range(kh):
-                iy = oy * sh - ph + ki * dh
-                if iy < 0 or iy >= h:
-                    continue
-                xr = x[n, c, iy]
                 for kj in range(kw):
                     wv = wt[m, 0, ki, kj]
-                    off = kj * dw - pw
-                    lo = max(0, (sw - 1 - off) // sw)
-                    hi = min(ow, (w - 1 - off) // sw + 1)
-                    for ox in range(lo, hi):
-                        yr[numba.uint64(ox)] += wv * xr[numba.uint64(ox * sw + off)]
-            b = bias[m] if bias.shape[0] == m_out else y.dtype.type(0)
-            if act != 0 or bias.shape[0] == m_out:
-                _activate(yr, b, act, alpha, beta)
+                    off = ki * dh * wp + kj * dw
+                    for i in range(span):
+                        acc[numba.uint64(i)] += wv * flat[numba.uint64(i + off)]
+            for oy in range(oh):
+                for ox in range(ow):
+                    y[n, m, oy, ox] = acc[oy * wp + ox]
+        else:
+            for oy in range(oh):
+                yr = y[n, m, oy]
+                for ox in range(ow):
+                    yr[ox] = 0
+                for ki in range(kh):
+                    xr = xp[oy * sh + ki * dh]
+                    for kj in range(kw):
+                        wv = wt[m, 0, ki, kj]
+                        for ox in range(ow):
+                            yr[numba.uint64(ox)] += wv * xr[numba.uint64(ox * sw + kj * dw)]
+        b = bias[m] if bias.shape[0] == m_out else y.dtype.type(0)
+        if act != 0 or bias.shape[0] == m_out:
+            for oy in range(oh):
+                _activate(y[n, m, oy], b, act, alpha, beta)
 
 
 @jit

@@ -8,6 +8,7 @@ reflect, edge, wrap), Slice, Expand, Tile and nearest-neighbour Resize are all t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numba
@@ -15,11 +16,11 @@ import numpy as np
 
 from onnxep_numba._jit import jit
 
-__all__ = ["gather_axes", "source_strides"]
+__all__ = ["GatherPlan", "gather_axes", "plan_axes", "run_plan", "source_strides"]
 
 
 @jit
-def _gather(src, out, dims, maps, starts, fill):
+def _gather(src, out, dims, maps, starts, fill, unit):
     r = dims.shape[0]
     last = dims[r - 1]
     n_outer = 1
@@ -39,9 +40,13 @@ def _gather(src, out, dims, maps, starts, fill):
                 valid = False
             base += off
         w = out[row * last : (row + 1) * last]
-        for j in range(last):
-            o = maps[lm + j]
-            w[j] = src[base + o] if valid and o >= 0 else fill
+        if valid and unit:  # the last axis reads a contiguous run: a vectorised copy
+            for j in range(last):
+                w[numba.uint64(j)] = src[numba.uint64(base + j)]
+        else:
+            for j in range(last):
+                o = maps[lm + j]
+                w[j] = src[base + o] if valid and o >= 0 else fill
 
 
 def source_strides(shape: Sequence[int]) -> list[int]:
@@ -52,26 +57,52 @@ def source_strides(shape: Sequence[int]) -> list[int]:
     return strides
 
 
+@dataclasses.dataclass(frozen=True)
+class GatherPlan:
+    """The offset tables of one gather, built once and reusable for every call."""
+
+    shape: tuple[int, ...]
+    table: np.ndarray
+    starts: np.ndarray
+    dims: np.ndarray
+    unit: bool  # the last axis reads a contiguous run (0, 1, 2, ...)
+
+
+def plan_axes(maps: Sequence[np.ndarray]) -> GatherPlan:
+    """A plan from per-axis offset tables (see :func:`gather_axes`)."""
+    shape = tuple(len(m) for m in maps)
+    if not maps:
+        empty = np.zeros(0, np.int64)
+        return GatherPlan(shape, empty, empty, empty, False)
+    table = np.concatenate([np.asarray(m, dtype=np.int64) for m in maps])
+    starts = np.cumsum([0] + [len(m) for m in maps[:-1]]).astype(np.int64)
+    last = np.asarray(maps[-1], dtype=np.int64)
+    unit = bool(np.array_equal(last, np.arange(last.size)))
+    return GatherPlan(shape, table, starts, np.array(shape, dtype=np.int64), unit)
+
+
 def gather_axes(src: np.ndarray, maps: Sequence[np.ndarray], fill: float = 0) -> np.ndarray:
     """The array whose element ``(i0, i1, ...)`` is ``src.flat[sum(maps[a][i_a])]`` (or
     ``fill`` where any entry is negative). ``src`` must be C-contiguous."""
-    out_shape = tuple(len(m) for m in maps)
-    out = np.empty(out_shape, dtype=src.dtype)
+    return run_plan(plan_axes(maps), src, fill)
+
+
+def run_plan(plan: GatherPlan, src: np.ndarray, fill: float = 0) -> np.ndarray:
+    """Run a gather plan on a C-contiguous ``src``."""
+    out = np.empty(plan.shape, dtype=src.dtype)
     if out.size == 0:
         return out
-    if not maps:
+    if not plan.shape:
         out[()] = src.reshape(-1)[0]
         return out
-    table = np.concatenate([np.asarray(m, dtype=np.int64) for m in maps])
-    starts = np.cumsum([0] + [len(m) for m in maps[:-1]]).astype(np.int64)
-    dims = np.array(out_shape, dtype=np.int64)
     # pure data movement: one compiled kernel per item size, whatever the dtype
     bits = _UINTS.get(src.dtype.itemsize) if src.dtype.kind in "biuf" else None
+    a, b = src.reshape(-1), out.reshape(-1)
     if bits is None:
-        _gather(src.reshape(-1), out.reshape(-1), dims, table, starts, src.dtype.type(fill))
-        return out
-    fill_bits = np.array(fill, dtype=src.dtype).view(bits)[()]
-    _gather(src.reshape(-1).view(bits), out.reshape(-1).view(bits), dims, table, starts, fill_bits)
+        value = src.dtype.type(fill)
+    else:
+        a, b, value = a.view(bits), b.view(bits), np.array(fill, dtype=src.dtype).view(bits)[()]
+    _gather(a, b, plan.dims, plan.table, plan.starts, value, plan.unit)
     return out
 
 

@@ -8,13 +8,14 @@ single memory copies left to numpy.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from onnxep.graph import NodeInfo
 from onnxep.registry import since_versions
-from onnxep_numba._gather import gather_axes, source_strides
+from onnxep_numba._gather import GatherPlan, gather_axes, plan_axes, run_plan, source_strides
 from onnxep_numba._registry import (
     SCALARS,
     all_checks,
@@ -34,9 +35,24 @@ def transpose(data: np.ndarray, *, perm: tuple[int, ...] = ()) -> np.ndarray:
     """A transposed copy (reversed axes when ``perm`` is empty)."""
     x = contiguous(data)
     perm = tuple(perm) or tuple(range(x.ndim - 1, -1, -1))
-    strides = source_strides(x.shape)
-    maps = [np.arange(x.shape[p], dtype=np.int64) * strides[p] for p in perm]
-    return gather_axes(x, maps)
+    plan, shape = _transpose_plan(x.shape, perm)
+    return run_plan(plan, x).reshape(shape)
+
+
+@functools.lru_cache(maxsize=512)
+def _transpose_plan(
+    shape: tuple[int, ...], perm: tuple[int, ...]
+) -> tuple[GatherPlan, tuple[int, ...]]:
+    """Offset tables of a transpose, runs of axes that stay adjacent merged into one."""
+    strides = source_strides(shape)
+    merged: list[list[int]] = []  # [size, stride, source axis]
+    for p in perm:
+        if merged and merged[-1][2] == p - 1:
+            merged[-1] = [merged[-1][0] * shape[p], strides[p], p]
+        else:
+            merged.append([shape[p], strides[p], p])
+    maps = [np.arange(size, dtype=np.int64) * stride for size, stride, _ in merged]
+    return plan_axes(maps), tuple(shape[p] for p in perm)
 
 
 def transpose_view(data: np.ndarray, *, perm: tuple[int, ...] = ()) -> np.ndarray:
