@@ -165,7 +165,8 @@ class InferenceSession:
         else:
             outputs = self._run_plan(args)
         by_name = dict(zip(self._graph.outputs, outputs, strict=True))
-        return [_as_result(by_name[n]) for n in names]
+        fed = [v for v in feeds.values() if isinstance(v, np.ndarray)]
+        return [_as_result(by_name[n], fed) for n in names]
 
     def run_with_ort_values(
         self, output_names: Any, input_feed: Any, run_options: Any = None
@@ -252,10 +253,16 @@ class InferenceSession:
         return list(self._providers)
 
 
-def _as_result(value: Any) -> Any:
-    """Outputs as onnxruntime returns them: numpy arrays (0-d for scalars), lists, dicts."""
+def _as_result(value: Any, fed: Sequence[np.ndarray] = ()) -> Any:
+    """Outputs as onnxruntime returns them: numpy arrays (0-d for scalars), lists, dicts.
+
+    An output that is a model constant or a feed (or a view of one, from Identity or
+    Reshape) is returned as a copy, so the caller never aliases the model or its own input.
+    """
     if isinstance(value, np.generic):
         return np.asarray(value)
-    if isinstance(value, np.ndarray) and not value.flags.writeable:
-        return value.copy()  # a model constant or a view of one: the caller gets its own
+    if isinstance(value, np.ndarray) and (
+        not value.flags.writeable or any(np.may_share_memory(value, f) for f in fed)
+    ):
+        return value.copy()
     return value

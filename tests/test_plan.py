@@ -357,3 +357,18 @@ def test_multiple_outputs_are_unpacked_and_each_freed() -> None:
     source = _reference(model).plan.source
     deleted = _deleted_after(source)
     assert len([v for v in deleted if v.startswith("v")]) == 3, source  # s0, s2, m
+
+
+def test_outputs_never_alias_the_callers_feeds():
+    from graphs import model, node
+
+    m = model(
+        [node("Identity", ["x"], ["same"]), node("Reshape", ["x", "shape"], ["view"])],
+        {"x": [2, 3]},
+        ["same", "view"],
+        {"shape": np.array([3, 2], dtype=np.int64)},
+    )
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    same, view = onnxep.InferenceSession(m, providers=["reference"]).run(None, {"x": x})
+    assert not np.shares_memory(same, x) and not np.shares_memory(view, x)
+    np.testing.assert_array_equal(view, x.reshape(3, 2))
