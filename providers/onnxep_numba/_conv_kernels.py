@@ -157,6 +157,9 @@ def conv_tiles(gemm, x, w, bias, y, geo, act, alpha, beta):
                     y[n, m0:].ctypes.data + p0 * size,
                     p_all,
                 )
+                # numba frees an array after its last use in the code, and the GEMM only saw
+                # its address: this store keeps ``cols`` alive until the GEMM has returned
+                cols[0, 0] = 0
             for m in range(m0, m1):
                 b = bias[m] if bias.shape[0] == m_out else y.dtype.type(0)
                 if act != 0 or bias.shape[0] == m_out:

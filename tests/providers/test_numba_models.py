@@ -24,12 +24,22 @@ F32 = onnx.TensorProto.FLOAT
 
 
 def _with_feature_outputs(model: onnx.ModelProto, picks: list[float]) -> onnx.ModelProto:
-    """The model with the outputs of a few Relu/Concat nodes (at fractions of depth) added."""
+    """The model with the outputs of a few Relu/Concat nodes (at fractions of depth) added,
+    and the final Softmax's input in place of its output.
+
+    The logits of these constant-weight models are huge (~1e9) and equal up to rounding, so
+    the softmax of them amplifies one-ulp differences of any two correct implementations
+    (summation order in a GEMM) into different probabilities; the numba provider declines
+    opset-9 Softmax anyway, so its input is what it computes.
+    """
     inferred = onnx.shape_inference.infer_shapes(model)
     typed = {v.name: v for v in inferred.graph.value_info}
     nodes = [
         n for n in model.graph.node if n.op_type in ("Relu", "Concat") and n.output[0] in typed
     ]
+    softmax = [n for n in model.graph.node if n.output[0] == model.graph.output[0].name][0]
+    del model.graph.output[:]
+    model.graph.output.append(typed[softmax.input[0]])
     for p in picks:
         model.graph.output.append(typed[nodes[min(len(nodes) - 1, int(p * len(nodes)))].output[0]])
     return model
