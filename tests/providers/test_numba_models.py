@@ -37,7 +37,7 @@ def _with_feature_outputs(model: onnx.ModelProto, picks: list[float]) -> onnx.Mo
     nodes = [
         n for n in model.graph.node if n.op_type in ("Relu", "Concat") and n.output[0] in typed
     ]
-    softmax = [n for n in model.graph.node if n.output[0] == model.graph.output[0].name][0]
+    softmax = next(n for n in model.graph.node if n.output[0] == model.graph.output[0].name)
     del model.graph.output[:]
     model.graph.output.append(typed[softmax.input[0]])
     for p in picks:
