@@ -19,7 +19,7 @@ __all__ = ["average_pool", "global_average_pool", "global_max_pool", "max_pool"]
 
 
 @jit
-def _pool2d(x, y, is_max, include_pad, geo):
+def _pool2d(x, y, is_max, include_pad, geo, proto):
     planes, h, w = x.shape
     oh, ow = y.shape[1], y.shape[2]
     kh, kw, sh, sw, dh, dw, ph, pw, eh, ew = (
@@ -34,9 +34,15 @@ def _pool2d(x, y, is_max, include_pad, geo):
         geo[8],
         geo[9],
     )
+    cols = np.zeros(ow, np.int64)  # how many window columns count, per output column
+    for ox in range(ow):
+        for kj in range(kw):
+            ix = ox * sw - pw + kj * dw
+            if (-pw <= ix < w + ew) if include_pad else (0 <= ix < w):
+                cols[ox] += 1
     for p in numba.prange(planes):
         for oy in range(oh):
-            acc = np.empty(ow, np.float64)
+            acc = np.empty(ow, proto.dtype)  # the input's dtype for max, float64 for sums
             for ox in range(ow):
                 acc[ox] = -np.inf if is_max else 0.0
             rows = 0
@@ -53,21 +59,17 @@ def _pool2d(x, y, is_max, include_pad, geo):
                     hi = min(ow, (w - 1 - off) // sw + 1)
                     for ox in range(lo, hi):
                         v = xr[numba.uint64(ox * sw + off)]
+                        a = acc[numba.uint64(ox)]
                         if is_max:
-                            a = acc[numba.uint64(ox)]
                             acc[numba.uint64(ox)] = v if (v > a or v != v) else a
                         else:
-                            acc[numba.uint64(ox)] += v
-            for ox in range(ow):
-                if is_max:
+                            acc[numba.uint64(ox)] = a + v
+            if is_max:
+                for ox in range(ow):
                     y[p, oy, ox] = acc[ox]
-                else:
-                    cols = 0
-                    for kj in range(kw):
-                        ix = ox * sw - pw + kj * dw
-                        if (-pw <= ix < w + ew) if include_pad else (0 <= ix < w):
-                            cols += 1
-                    count = rows * cols
+            else:
+                for ox in range(ow):
+                    count = rows * cols[ox]
                     y[p, oy, ox] = acc[ox] / count if count else np.nan
 
 
@@ -95,7 +97,8 @@ def _pool(x: np.ndarray, is_max: bool, include_pad: bool, attrs: dict) -> np.nda
     y = np.empty((n * c, oh, ow), dtype=x.dtype)
     if y.size:
         geo = np.array([*kernel_shape, sh, sw, dh, dw, ph, pw, eh, ew], np.int64)
-        _pool2d(x.reshape(n * c, h, w), y, is_max, include_pad, geo)
+        proto = np.empty(0, x.dtype if is_max else np.float64)
+        _pool2d(x.reshape(n * c, h, w), y, is_max, include_pad, geo, proto)
     y = y.reshape(n, c, oh, ow)
     return y[:, :, 0, :] if one_d else y
 
