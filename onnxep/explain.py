@@ -27,6 +27,8 @@ class Explanation:
             for n in seg.nodes:
                 if node in (n.index, n.name, n.label):
                     return seg.provider.name
+        if any(node in (n.index, n.name, n.label) for n in self.partition.graph.folded):
+            raise KeyError(f"node {node!r} was folded into a constant at session creation")
         raise KeyError(f"no node {node!r} in the graph")
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,6 +69,7 @@ class Explanation:
         return {
             "providers": [p.name for p in parts.providers],
             "nodes": len(parts.graph.nodes),
+            "folded": [n.label for n in parts.graph.folded],
             "nodes_per_provider": dict(per_provider),
             "segments": segments,
             "fallback": fell_back,
@@ -103,6 +106,8 @@ class Explanation:
             "",
             "segments:",
         ]
+        if data["folded"]:
+            lines.insert(2, f"{len(data['folded'])} more folded into constants at session creation")
         for seg in data["segments"]:
             ops = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in seg["op_types"].items())
             lines.append(

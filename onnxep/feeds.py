@@ -89,10 +89,10 @@ def check_feeds(
 
 
 def _type_text(dtype: np.dtype) -> str:
-    from onnxep.graph import _tensor_text
+    from onnxep.graph import tensor_type_text
 
     try:
-        return _tensor_text(np.dtype(dtype))
+        return tensor_type_text(np.dtype(dtype))
     except (TypeError, ValueError, KeyError):
         return f"tensor({dtype})"
 

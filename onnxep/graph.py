@@ -144,6 +144,7 @@ class Graph:
     types: Mapping[str, ValueType]
     opsets: Mapping[str, int]
     outer_names: tuple[str, ...] = ()  # values this graph reads from enclosing scopes
+    folded: tuple[Node, ...] = ()  # nodes computed once at session creation (constants)
 
     def type_of(self, name: str) -> ValueType:
         """The type of a value, UNKNOWN when inference could not tell."""
@@ -266,9 +267,14 @@ def graph_from_proto(
     *,
     outer_scope: bool = False,
     outer_types: Mapping[str, ValueType] | None = None,
+    overridable: bool = True,
 ) -> Graph:
     """Build a :class:`Graph`; ``outer_scope`` allows reads of enclosing-scope values,
-    whose types come from ``outer_types``."""
+    whose types come from ``outer_types``.
+
+    ``overridable=False`` (models of IR version < 4, as onnxruntime reads them) makes
+    initializers listed among the graph inputs plain constants rather than feedable inputs.
+    """
     initializers = _initializers(proto)
     types: dict[str, ValueType] = dict(outer_types or {})
     for info in (*proto.input, *proto.value_info, *proto.output):
@@ -276,10 +282,10 @@ def graph_from_proto(
     for name, array in initializers.items():
         types.setdefault(
             name,
-            ValueType("tensor", array.dtype, array.shape, None, _tensor_text(array.dtype)),
+            ValueType("tensor", array.dtype, array.shape, None, tensor_type_text(array.dtype)),
         )
     nodes = [_node(i, n, opsets, types) for i, n in enumerate(proto.node)]
-    inputs = tuple(i.name for i in proto.input)
+    inputs = tuple(i.name for i in proto.input if overridable or i.name not in initializers)
     known = set(inputs) | set(initializers)
     ordered = _topological(nodes, known, outer_scope)
     defined = known | {o for n in ordered for o in n.outputs if o}
@@ -303,7 +309,8 @@ def graph_from_proto(
     )
 
 
-def _tensor_text(dtype: np.dtype) -> str:
+def tensor_type_text(dtype: np.dtype) -> str:
+    """onnxruntime's type string of a numpy dtype: ``tensor(float)``, ``tensor(int64)``..."""
     elem = onnx.helper.np_dtype_to_tensor_dtype(dtype) if dtype.kind != "O" else 8
     return f"tensor({dtype_text(elem)})"
 

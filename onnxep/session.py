@@ -13,11 +13,12 @@ from onnxep.discovery import REFERENCE, ProviderSpec, resolve_providers
 from onnxep.errors import EPFail, Fail, InvalidArgument, NotImplemented, OnnxepError
 from onnxep.explain import Explanation
 from onnxep.feeds import check_feeds
+from onnxep.fold import fold_constants
 from onnxep.graph import Graph, graph_from_proto
 from onnxep.io_binding import is_device_array, run_device_feeds
 from onnxep.load import load_model
 from onnxep.metadata import ModelMetadata, NodeArg
-from onnxep.options import STRICT_KEY, RunOptions, SessionOptions
+from onnxep.options import STRICT_KEY, GraphOptimizationLevel, RunOptions, SessionOptions
 from onnxep.plan import Plan, build_plan
 from onnxep.profiling import Profiler
 from onnxep.provider import Provider
@@ -42,8 +43,12 @@ class InferenceSession:
         opsets = {
             ("" if o.domain == "ai.onnx" else o.domain): o.version for o in self._model.opset_import
         }
-        self._graph: Graph = graph_from_proto(self._model.graph, opsets)
+        self._graph: Graph = graph_from_proto(
+            self._model.graph, opsets, overridable=self._model.ir_version >= 4
+        )
         self._providers, notes = resolve_providers(providers, provider_options)
+        if self._options.graph_optimization_level != GraphOptimizationLevel.ORT_DISABLE_ALL:
+            self._graph = fold_constants(self._graph, self._providers[-1])
         for note in notes:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
         threads = self._options.intra_op_num_threads or None

@@ -19,6 +19,7 @@ from onnxep.discovery import canonical_names, entries
 from onnxep.errors import InvalidArgument
 from onnxep.graph import NodeInfo, graph_from_proto
 from onnxep.load import load_model
+from onnxep.testing import kernel_test_options
 
 __all__ = ["OpResult", "compare_outputs", "node_cases", "verify_provider"]
 
@@ -90,7 +91,9 @@ def verify_provider(name: str, cases: Iterable[Any] | None = None) -> dict[str, 
         if not claimed:
             continue
         try:
-            session = InferenceSession(case.model.SerializeToString(), providers=[full_name])
+            session = InferenceSession(
+                case.model.SerializeToString(), kernel_test_options(), providers=[full_name]
+            )
         except Exception as exc:
             for op in claimed:
                 results[op].failed.append((case.name, f"session: {type(exc).__name__}: {exc}"))

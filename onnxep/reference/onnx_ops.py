@@ -41,7 +41,11 @@ def _load_class(info: NodeInfo) -> Any:
         except RuntimeContextError:
             types = [_type_proto(info, i) for i in range(info.n_inputs)]
             return load_op(
-                "", node.op_type, version, node=node.proto, input_types=types,
+                "",
+                node.op_type,
+                version,
+                node=node.proto,
+                input_types=types,
                 evaluator_cls=ReferenceEvaluator,
             )
     module = _LOADERS.get(node.domain)

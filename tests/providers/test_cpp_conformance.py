@@ -18,6 +18,7 @@ import onnx
 import pytest
 
 import onnxep
+from onnxep.testing import kernel_test_options
 from onnxep.graph import NodeInfo, graph_from_proto
 from onnxep_cpp import CppProvider
 from onnxep_cpp._registry import load_error, native
@@ -57,7 +58,7 @@ def _params() -> list[Any]:
 @SKIP
 @pytest.mark.parametrize(("case", "labels"), _params())
 def test_node_case_on_cpp(case: NodeCase, labels: list[str]) -> None:
-    session = onnxep.InferenceSession(case.model, providers=["cpp"])
+    session = onnxep.InferenceSession(case.model, kernel_test_options(), providers=["cpp"])
     for label in labels:
         assert session.assignment(label) == CPP, str(session.explain())
     run_case(case, ["cpp"])

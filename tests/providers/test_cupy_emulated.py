@@ -18,10 +18,13 @@ from onnx import helper, numpy_helper
 
 import onnxep
 from onnxep.models import build_encoder, encoder_inputs, light_model_paths
+from onnxep.testing import kernel_test_options
 
 
 def _session(model: onnx.ModelProto, name: str) -> onnxep.InferenceSession:
-    return onnxep.InferenceSession(model.SerializeToString(), providers=[name])
+    return onnxep.InferenceSession(
+        model.SerializeToString(), kernel_test_options(), providers=[name]
+    )
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -19,6 +19,7 @@ import pytest
 
 import onnxep
 from onnxep.graph import NodeInfo, graph_from_proto
+from onnxep.testing import kernel_test_options
 from onnxep_numba import NumbaProvider
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -62,7 +63,9 @@ def _params() -> list[Any]:
 
 @pytest.mark.parametrize(("case", "labels"), _params())
 def test_node_case_on_numba(case: NodeCase, labels: list[str]) -> None:
-    session = onnxep.InferenceSession(case.model, providers=[("numba", {"fuse": False})])
+    session = onnxep.InferenceSession(
+        case.model, kernel_test_options(), providers=[("numba", {"fuse": False})]
+    )
     for label in labels:
         assert session.assignment(label) == NUMBA, str(session.explain())
     run_case(case, [("numba", {"fuse": False})])

@@ -15,6 +15,7 @@ from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import onnxep
+from onnxep.testing import kernel_test_options
 from onnxep_numba import fusion
 
 NUMBA = "NumbaExecutionProvider"
@@ -36,7 +37,9 @@ def make_model(nodes, inputs, outputs, initializers=None, opset=17, ir_version=1
 
 
 def session_of(model: onnx.ModelProto, **options: object) -> onnxep.InferenceSession:
-    session = onnxep.InferenceSession(model.SerializeToString(), providers=[("numba", options)])
+    session = onnxep.InferenceSession(
+        model.SerializeToString(), kernel_test_options(), providers=[("numba", options)]
+    )
     for i in range(len(model.graph.node)):
         assert session.assignment(i) == NUMBA, str(session.explain())
     return session
@@ -156,7 +159,7 @@ def test_dynamic_shapes_reuse_one_kernel() -> None:
         )
 
 
-def _conv_bn_relu(ir_version: int = 10) -> onnx.ModelProto:
+def _conv_bn_relu(ir_version: int = 10, overridable: bool = False) -> onnx.ModelProto:
     c, m = 3, 4
     inits = {
         "w": RNG.standard_normal((m, c, 3, 3)).astype(np.float32),
@@ -174,9 +177,9 @@ def _conv_bn_relu(ir_version: int = 10) -> onnx.ModelProto:
         oh.make_node("Relu", ["scaled"], ["y"]),
     ]
     inputs = {"x": [1, c, 6, 5]}
-    if ir_version < 4:  # initializers listed as graph inputs, as in old models
+    if overridable:  # initializers also listed as graph inputs: a caller may feed them
         inputs.update({k: list(v.shape) for k, v in inits.items()})
-    return make_model(nodes, inputs, ["y"], inits, opset=15, ir_version=max(ir_version, 3))
+    return make_model(nodes, inputs, ["y"], inits, opset=15, ir_version=ir_version)
 
 
 def _bn_formula(model: onnx.ModelProto, x: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
@@ -210,8 +213,8 @@ def test_batchnorm_and_channel_scale_fold_into_conv_with_relu() -> None:
 
 
 def test_fed_initializers_are_not_folded_in() -> None:
-    """In an IR-3 model initializers are inputs a caller may feed: the folded build checks."""
-    model = _conv_bn_relu(ir_version=3)
+    """Initializers listed as graph inputs (IR >= 4) may be fed: the folded build checks."""
+    model = _conv_bn_relu(overridable=True)
     session = session_of(model)
     x = RNG.standard_normal((1, 3, 6, 5)).astype(np.float32)
     np.testing.assert_allclose(

@@ -17,6 +17,7 @@ from onnx import helper as oh
 from onnx import numpy_helper
 
 import onnxep
+from onnxep.testing import kernel_test_options
 
 NUMBA = "NumbaExecutionProvider"
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -48,7 +49,9 @@ def _with_feature_outputs(model: onnx.ModelProto, picks: list[float]) -> onnx.Mo
 @pytest.mark.parametrize("name", ["light_squeezenet", "light_shufflenet", "light_resnet50"])
 def test_light_model_matches_the_reference_path(name: str) -> None:
     model = _with_feature_outputs(onnx.load(LIGHT / f"{name}.onnx"), [0.3, 0.99])
-    numba = onnxep.InferenceSession(model.SerializeToString(), providers=["numba"])
+    numba = onnxep.InferenceSession(
+        model.SerializeToString(), kernel_test_options(), providers=["numba"]
+    )
     placed = numba.explain().to_dict()
     fell_back = {f["op_type"] for f in placed["fallback"]}
     assert fell_back <= {"Softmax"}, placed["fallback"]  # opset-9 Softmax is declined, by design

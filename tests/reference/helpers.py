@@ -16,6 +16,7 @@ from onnx import helper, numpy_helper
 
 import onnxep
 from onnxep.reference import ReferenceProvider
+from onnxep.testing import kernel_test_options
 
 REFERENCE = "ReferenceExecutionProvider"
 
@@ -97,7 +98,9 @@ def run_onnxep(
     model: onnx.ModelProto, inputs: Mapping[str, Any], *, hand_written: bool = True
 ) -> list[Any]:
     """Run on the reference provider; assert (by default) that every node ran hand-written."""
-    session = onnxep.InferenceSession(model.SerializeToString(), providers=["reference"])
+    session = onnxep.InferenceSession(
+        model.SerializeToString(), kernel_test_options(), providers=["reference"]
+    )
     if hand_written:
         ran = hand_written_nodes(session)
         assert all(ran.values()), f"not run by a hand-written kernel: {ran}\n{session.explain()}"
