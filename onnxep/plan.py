@@ -1,105 +1,86 @@
-"""The execution plan: segments compiled or bound once, then emitted as straight-line Python.
+"""The execution plan: partition, compile each segment once, run, survive failing providers.
 
-Each value lives in a local variable of one generated function (no dict lookups per node),
-is deleted after its last use, and crosses devices at most once per target device. Kernel
-attributes are bound when the plan is built. A failing kernel is traced back to its node
-through the generated line it ran on, at no cost to runs that do not fail.
+:func:`build_plan` partitions a graph, compiles or binds each segment and emits the whole
+schedule as one generated function (:mod:`onnxep.codegen`). :class:`RecoveringPlan` reruns
+without a provider that fails at run time; :class:`SubgraphFunction` is a compiled
+If/Loop/Scan body.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import time
+import functools
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from onnxep.codegen import BuildFailure, Emitter, Plan, StepInfo, TransferStats
 from onnxep.errors import EPFail, NotImplemented, OnnxepError
-from onnxep.graph import Graph, Node, NodeInfo
-from onnxep.io_binding import host_value
-from onnxep.partition import Partition, partition
-from onnxep.provider import Provider, Segment
-from onnxep.registry import is_multi_output
+from onnxep.graph import Graph, Node
+from onnxep.partition import partition
+from onnxep.provider import Provider
 
-__all__ = ["Plan", "StepInfo", "SubgraphFunction", "TransferStats", "build_plan"]
-
-HOST = "cpu"
-_plan_ids = itertools.count()
-
-
-@dataclasses.dataclass
-class TransferStats:
-    """Copies between devices, counted per run (reset by the session before each run)."""
-
-    count: int = 0
-    bytes: int = 0
-
-    def record(self, value: Any, source: Any = None) -> None:
-        """Count one copy of ``value`` (none when a transfer returned its ``source`` itself)."""
-        if value is source:
-            return
-        self.count += 1
-        self.bytes += int(getattr(value, "nbytes", 0))
+__all__ = [
+    "Plan",
+    "RecoveringPlan",
+    "StepInfo",
+    "SubgraphFunction",
+    "TransferStats",
+    "build_plan",
+]
 
 
-@dataclasses.dataclass(frozen=True)
-class StepInfo:
-    """What one generated line does: a node, a compiled segment, or a transfer."""
+class RecoveringPlan:
+    """A plan that survives a failing provider.
 
-    kind: str  # "node" | "segment" | "transfer"
-    segment: Segment | None
-    node: Node | None = None
-    description: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class TransferInfo:
-    """One planned copy: a value to a device, at run time or once at build time."""
-
-    value: str
-    source: str
-    target: str
-    constant: bool
-    nbytes: int = 0
-
-
-class Plan:
-    """A compiled graph: call :meth:`run` with the graph's inputs in order."""
+    When a segment of any provider but the last raises, it warns (naming the provider and
+    the error), rebuilds the plan without that provider for those nodes and runs again; the
+    result is still right. An error of the last provider propagates to the caller.
+    """
 
     def __init__(
-        self,
-        graph: Graph,
-        parts: Partition,
-        inputs: tuple[str, ...],
-        source: str,
-        namespace: dict[str, Any],
-        steps: dict[int, StepInfo],
-        transfers: list[TransferInfo],
-        stats: TransferStats,
+        self, graph: Graph, providers: Sequence[Provider], *, profiler: Any = None, where: str = ""
     ) -> None:
         self.graph = graph
-        self.partition = parts
-        self.inputs = inputs
-        self.outputs = graph.outputs
-        self.source = source
-        self.steps = steps
-        self.transfers = transfers
-        self.stats = stats
-        self._filename = f"<onnxep-plan-{next(_plan_ids)}>"
-        exec(compile(source, self._filename, "exec"), namespace)  # our own generated code
-        self.run: Callable[..., tuple[Any, ...]] = namespace["run"]
-        self._namespace = namespace
+        self.providers = tuple(providers)
+        self.profiler = profiler
+        self.where = where  # "" for a model, " of a control-flow body" for a body
+        self.excluded: dict[int, set[str]] = {}
+        self.plan = build_plan(graph, providers, profiler=profiler)
 
-    def failing_step(self, exc: BaseException) -> StepInfo | None:
-        """The step a run was executing when ``exc`` was raised, from the traceback."""
-        tb = exc.__traceback__
-        found = None
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == self._filename:
-                found = self.steps.get(tb.tb_lineno)
-            tb = tb.tb_next
-        return found
+    def run(self, *args: Any) -> tuple[Any, ...]:
+        """Run, falling back as often as providers fail."""
+        while True:
+            plan = self.plan
+            try:
+                return plan.run(*args)
+            except OnnxepError:
+                raise
+            except Exception as exc:
+                if not self._fall_back(plan, exc):
+                    raise
+
+    def _fall_back(self, plan: Plan, exc: Exception) -> bool:
+        step = plan.failing_step(exc)
+        segment = step.segment if step is not None else None
+        if step is None or segment is None or segment.provider is self.providers[-1]:
+            return False
+        warnings.warn(
+            f"{segment.provider.name} failed while running segment {segment.index}{self.where} "
+            f"({step.description}): {type(exc).__name__}: {exc}; rebuilding those "
+            f"{len(segment.nodes)} node(s) on the next provider",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        for node in segment.nodes:
+            self.excluded.setdefault(node.index, set()).add(segment.provider.name)
+        try:
+            self.plan = build_plan(
+                self.graph, self.providers, exclude=self.excluded, profiler=self.profiler
+            )
+        except OnnxepError as err:
+            raise EPFail(f"could not rebuild after {segment.provider.name} failed: {err}") from exc
+        return True
 
 
 class SubgraphFunction:
@@ -110,61 +91,22 @@ class SubgraphFunction:
     """
 
     def __init__(
-        self,
-        plan: Plan,
-        n_formal: int,
-        pick: tuple[int, ...] | None = None,
-        providers: Sequence[Provider] = (),
+        self, body: RecoveringPlan, n_formal: int, pick: tuple[int, ...] | None = None
     ) -> None:
-        self.plan = plan
+        self.body = body
         self.n_formal = n_formal
         self.pick = pick
-        self.run = plan.run
-        self._providers = tuple(providers)
-        self._excluded: dict[int, set[str]] = {}
+
+    @property
+    def plan(self) -> Plan:
+        """The body's current plan."""
+        return self.body.plan
 
     def __call__(self, *args: Any) -> tuple[Any, ...]:
         if self.pick is not None:
             outer = args[self.n_formal :]
             args = (*args[: self.n_formal], *[outer[i] for i in self.pick])
-        while True:
-            try:
-                return self.run(*args)
-            except OnnxepError:
-                raise
-            except Exception as exc:
-                if not self._fall_back(exc):
-                    raise
-
-    def _fall_back(self, exc: Exception) -> bool:
-        """Rebuild the body without the provider whose segment failed, as the session does."""
-        step = self.plan.failing_step(exc)
-        segment = step.segment if step is not None else None
-        if step is None or segment is None or not self._providers:
-            return False
-        if segment.provider is self._providers[-1]:
-            return False
-        warnings.warn(
-            f"{segment.provider.name} failed while running segment {segment.index} of a "
-            f"control-flow body ({step.description}): {type(exc).__name__}: {exc}; "
-            f"rebuilding those {len(segment.nodes)} node(s) on the next provider",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        for node in segment.nodes:
-            self._excluded.setdefault(node.index, set()).add(segment.provider.name)
-        self.plan = build_plan(self.plan.graph, self._providers, exclude=self._excluded)
-        self.run = self.plan.run
-        return True
-
-
-class BuildFailure(Exception):
-    """A provider failed while compiling or binding a segment."""
-
-    def __init__(self, segment: Segment, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.segment = segment
-        self.error = error
+        return self.body.run(*args)
 
 
 def build_plan(
@@ -183,10 +125,13 @@ def build_plan(
     is a device array to the host before a host provider reads it.
     """
     excluded = {k: set(v) for k, v in (exclude or {}).items()}
+    prepare = functools.partial(_with_subgraphs, providers=providers, profiler=profiler)
     while True:
         parts = partition(graph, providers, exclude=excluded)
         try:
-            emitter = _Emitter(graph, parts, providers, profiler, outputs_on_device, device_feeds)
+            emitter = Emitter(
+                graph, parts, providers, profiler, outputs_on_device, device_feeds, prepare
+            )
             return emitter.emit()
         except BuildFailure as failure:
             segment = failure.segment
@@ -209,251 +154,6 @@ def _not_implemented(failure: BuildFailure) -> Exception:
     if isinstance(error, (NotImplemented, EPFail)):
         return error
     return NotImplemented(f"cannot run node {node.label!r} (op {node.key}): {error}")
-
-
-class _Emitter:
-    """Writes the generated function for one plan."""
-
-    def __init__(
-        self,
-        graph: Graph,
-        parts: Partition,
-        providers: Sequence[Provider],
-        profiler: Any,
-        outputs_on_device: bool = False,
-        device_feeds: bool = False,
-    ) -> None:
-        self.graph = graph
-        self.outputs_on_device = outputs_on_device
-        self.device_feeds = device_feeds
-        self.feeds: dict[str, str] = {}  # graph input -> its parameter, as fed
-        self.host_feeds: dict[str, str] = {}  # graph input -> variable holding it on the host
-        self.parts = parts
-        self.providers = providers
-        self.profiler = profiler
-        self.lines: list[str] = []
-        self.steps: dict[int, StepInfo] = {}
-        self.ns: dict[str, Any] = {}
-        self.var: dict[tuple[str, str], str] = {}  # (value, device) -> variable
-        self.home: dict[str, str] = {}  # value -> device it is produced on
-        self.owner: dict[str, Provider] = {}  # value -> provider that produced it
-        self.transfers: list[TransferInfo] = []
-        self.stats = TransferStats()
-        self.ns["_stats"] = self.stats
-        self.inputs = (*graph.inputs, *graph.outer_names)
-
-    # --- names ------------------------------------------------------------------------
-    def _fresh(self, prefix: str, obj: Any = None) -> str:
-        name = f"{prefix}{len(self.ns)}"
-        if obj is not None:
-            self.ns[name] = obj
-        return name
-
-    def _line(self, code: str, step: StepInfo | None = None) -> None:
-        self.lines.append("    " + code)
-        if step is not None:
-            self.steps[len(self.lines) + 1] = step  # +1: the "def" line comes first
-
-    # --- values -----------------------------------------------------------------------
-    def _value(self, name: str, device: str, segment: Segment | None) -> str:
-        """The variable holding ``name`` on ``device``, emitting a copy if needed."""
-        if not name:
-            return "None"
-        if device == HOST and self.device_feeds and name in self.feeds:
-            return self._host_feed(name, segment)
-        if (name, device) in self.var:
-            return self.var[(name, device)]
-        home = self.home[name]
-        source = self.var[(name, home)]
-        if device == HOST:
-            provider = self.owner[name]
-            self._copy(name, source, provider.to_host, home, device, segment)
-        else:
-            assert segment is not None, "only segments ask for values on a device"
-            host = self.feeds.get(name) or self._value(name, HOST, segment)
-            self._copy(name, host, segment.provider.to_device, HOST, device, segment)
-        return self.var[(name, device)]
-
-    def _copy(
-        self,
-        name: str,
-        source: str,
-        fn: Callable[[Any], Any],
-        src: str,
-        dst: str,
-        seg: Segment | None,
-    ) -> None:
-        if name in self.graph.initializers and name not in self.graph.inputs:
-            array = fn(self.graph.initializers[name])  # uploaded once, at build time
-            self.var[(name, dst)] = self._fresh("c", array)
-            self.transfers.append(TransferInfo(name, src, dst, True, _nbytes(array)))
-            return
-        if name in self.graph.initializers and dst != HOST:
-            self._upload_overridable(name, source, fn, src, dst, seg)
-            return
-        target = self._fresh("x")
-        fn_name = self._fresh("t", fn)
-        self.var[(name, dst)] = target
-        nbytes = _nbytes(self.graph.initializers.get(name))
-        self.transfers.append(TransferInfo(name, src, dst, False, nbytes))
-        info = StepInfo("transfer", seg, None, f"{name}: {src} -> {dst}")
-        self._line(f"{target} = {fn_name}({source}); _stats.record({target}, {source})", info)
-
-    def _upload_overridable(
-        self,
-        name: str,
-        source: str,
-        fn: Callable[[Any], Any],
-        src: str,
-        dst: str,
-        seg: Segment | None,
-    ) -> None:
-        """An initializer that may be fed: uploaded once, copied again only when fed."""
-        initial = self.graph.initializers[name]
-        device_copy = self._fresh("c", fn(initial))
-        host_copy = self._fresh("c", initial)
-        target, fn_name = self._fresh("x"), self._fresh("t", fn)
-        self.var[(name, dst)] = target
-        self.transfers.append(TransferInfo(name, src, dst, True, _nbytes(initial)))
-        info = StepInfo("transfer", seg, None, f"{name}: {src} -> {dst} (if fed)")
-        self._line(
-            f"{target} = {device_copy} if {source} is {host_copy} else {fn_name}({source}); "
-            f"_stats.record({target}, {device_copy})",
-            info,
-        )
-
-    def _host_feed(self, name: str, segment: Segment | None) -> str:
-        """A feed read on the host: a device array (CuPy, DLPack) is copied, numpy passes."""
-        if name not in self.host_feeds:
-            target = self._fresh("x")
-            fn_name = self._fresh("t", host_value)
-            info = StepInfo("transfer", segment, None, f"{name}: device feed -> cpu")
-            self._line(f"{target} = {fn_name}({self.feeds[name]}, _stats)", info)
-            self.host_feeds[name] = target
-        return self.host_feeds[name]
-
-    # --- emission ---------------------------------------------------------------------
-    def emit(self) -> Plan:
-        for i, name in enumerate(self.inputs):
-            self.var[(name, HOST)] = self.feeds[name] = f"a{i}"
-            self.home[name] = HOST
-        for name, array in self.graph.initializers.items():
-            if (name, HOST) not in self.var:  # a fed (overridable) initializer stays an input
-                self.var[(name, HOST)] = self._fresh("c", array)
-                self.home[name] = HOST
-        for segment in self.parts.segments:
-            self._emit_segment(segment)
-        if self.outputs_on_device:  # io_binding: each output stays where it was produced
-            outs = [self.var[(o, self.home[o])] for o in self.graph.outputs]
-        else:
-            outs = [self._value(o, HOST, None) for o in self.graph.outputs]
-        self._line(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-        self._insert_deletes()
-        params = ", ".join(f"a{i}" for i in range(len(self.inputs)))
-        source = f"def run({params}):\n" + "\n".join(self.lines) + "\n"
-        return Plan(
-            self.graph,
-            self.parts,
-            self.inputs,
-            source,
-            self.ns,
-            self.steps,
-            self.transfers,
-            self.stats,
-        )
-
-    def _emit_segment(self, segment: Segment) -> None:
-        provider = segment.provider
-        try:
-            compiled = provider.compile(segment)
-        except Exception as exc:
-            raise BuildFailure(segment, exc) from exc
-        if compiled is None:
-            for node in segment.nodes:
-                self._emit_node(segment, node)
-            return
-        host_args = set(getattr(compiled, "host_inputs", ()))  # inputs it reads on the host
-        args = [
-            self._value(x, HOST if i in host_args else provider.device, segment)
-            for i, x in enumerate(segment.inputs)
-        ]
-        fn = self._fresh("s", compiled)
-        outs = [self._define(o, provider) for o in segment.outputs]
-        step = StepInfo("segment", segment, None, f"segment {segment.index}")
-        target = ", ".join(outs) + ("," if len(outs) == 1 else "")
-        call = f"{fn}({', '.join(args)})"
-        self._line(f"{target} = {self._timed(call, step)}" if outs else call, step)
-
-    def _emit_node(self, segment: Segment, node: Node) -> None:
-        provider = segment.provider
-        info = NodeInfo(_with_subgraphs(node, self.providers, self.profiler), segment.graph)
-        try:
-            fn = provider.bind(info)
-            kernel = provider.kernel_for(info)
-        except Exception as exc:
-            raise BuildFailure(segment, exc) from exc
-        host_inputs = kernel.host_inputs if kernel is not None else ()
-        args = [
-            self._value(x, HOST if i in host_inputs else provider.device, segment)
-            for i, x in enumerate(node.inputs)
-        ]
-        args += [self._value(x, provider.device, segment) for x in node.implicit_inputs]
-        name = self._fresh("k", fn)
-        step = StepInfo("node", segment, node, f"{node.label} ({node.op_type})")
-        call = self._timed(f"{name}({', '.join(args)})", step)
-        if not is_multi_output(node.key):
-            out = self._define(node.outputs[0], provider) if node.outputs[0] else "_"
-            self._line(f"{out} = {call}", step)
-            return
-        self._line(f"_r = {call}", step)
-        for i, out in enumerate(node.outputs):
-            if out:
-                self._line(f"{self._define(out, provider)} = _r[{i}]")
-        self._line("del _r")  # the tuple would keep every output alive past its last use
-
-    def _timed(self, call: str, step: StepInfo) -> str:
-        """Wrap a call so the profiler records it: ``timed(step, start, result, end)``."""
-        if self.profiler is None:
-            return call
-        self.ns.setdefault("_prof", self.profiler)
-        self.ns.setdefault("_now", time.perf_counter_ns)
-        step_name = self._fresh("p", step)
-        return f"_prof.timed({step_name}, _now(), {call}, _now())"
-
-    def _define(self, name: str, provider: Provider) -> str:
-        var = f"v{len(self.var)}"
-        self.var[(name, provider.device)] = var
-        self.home[name] = provider.device
-        self.owner[name] = provider
-        return var
-
-    def _insert_deletes(self) -> None:
-        """``del`` each variable after the line that last reads it (outputs excepted)."""
-        import re
-
-        word = re.compile(r"\b([avx]\d+)\b")
-        last: dict[str, int] = {}
-        for i, line in enumerate(self.lines):
-            for var in word.findall(line):
-                last[var] = i
-        by_line: dict[int, list[str]] = {}
-        for var, i in last.items():
-            if not self.lines[i].lstrip().startswith("return"):
-                by_line.setdefault(i, []).append(var)
-        out: list[str] = []
-        moved: dict[int, StepInfo] = {}
-        for i, line in enumerate(self.lines):
-            out.append(line)
-            if i + 2 in self.steps:
-                moved[len(out) + 1] = self.steps[i + 2]
-            if i in by_line:
-                out.append("    del " + ", ".join(sorted(by_line[i])))
-        self.lines = out
-        self.steps = moved
-
-
-def _nbytes(value: Any) -> int:
-    return int(getattr(value, "nbytes", 0)) if value is not None else 0
 
 
 def _with_subgraphs(node: Node, providers: Sequence[Provider], profiler: Any) -> Node:
@@ -484,5 +184,5 @@ def compile_subgraph(
     pick = None
     if outer and graph.outer_names != outer:
         pick = tuple(outer.index(name) for name in graph.outer_names)
-    plan = build_plan(graph, providers, profiler=None)
-    return SubgraphFunction(plan, len(graph.inputs), pick, providers)
+    body = RecoveringPlan(graph, providers, where=" of a control-flow body")
+    return SubgraphFunction(body, len(graph.inputs), pick)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.discovery import REFERENCE, ProviderSpec, resolve_providers
-from onnxep.errors import EPFail, Fail, InvalidArgument, NotImplemented, OnnxepError
+from onnxep.errors import Fail, InvalidArgument, NotImplemented, OnnxepError
 from onnxep.explain import Explanation
 from onnxep.feeds import check_feeds
 from onnxep.fold import fold_constants
@@ -19,7 +19,7 @@ from onnxep.io_binding import is_device_array, run_device_feeds
 from onnxep.load import load_model
 from onnxep.metadata import ModelMetadata, NodeArg
 from onnxep.options import STRICT_KEY, GraphOptimizationLevel, RunOptions, SessionOptions
-from onnxep.plan import Plan, build_plan
+from onnxep.plan import Plan, RecoveringPlan
 from onnxep.profiling import Profiler
 from onnxep.provider import Provider
 
@@ -57,8 +57,7 @@ class InferenceSession:
         self._profiler = (
             Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         )
-        self._excluded: dict[int, set[str]] = {}
-        self._plan = self._build()
+        self._runner = RecoveringPlan(self._graph, self._providers, profiler=self._profiler)
         self._check_strict(providers)
         initializers = self._graph.initializers
         self._feedable = [n for n in self._graph.inputs if n not in initializers]
@@ -67,10 +66,13 @@ class InferenceSession:
             self._profiler.session_event("session_initialization", start, time.perf_counter_ns())
 
     # --- building ---------------------------------------------------------------------
-    def _build(self) -> Plan:
-        return build_plan(
-            self._graph, self._providers, exclude=self._excluded, profiler=self._profiler
-        )
+    @property
+    def _plan(self) -> Plan:
+        return self._runner.plan
+
+    @property
+    def _excluded(self) -> dict[int, set[str]]:
+        return self._runner.excluded
 
     def _check_strict(self, requested: Sequence[ProviderSpec] | None) -> None:
         if self._options._config.get(STRICT_KEY) != "1":
@@ -209,48 +211,23 @@ class InferenceSession:
         return list(output_names)
 
     def _run_plan(self, args: list[Any]) -> tuple[Any, ...]:
-        while True:
-            plan = self._plan
-            plan.stats.count = plan.stats.bytes = 0
-            start = time.perf_counter_ns()
-            try:
-                with np.errstate(all="ignore"):  # inf/NaN arithmetic is quiet, as in onnxruntime
-                    outputs = plan.run(*args)
-            except OnnxepError:
-                raise
-            except Exception as exc:
-                self._recover(plan, exc)
-                continue
-            if self._profiler is not None:
-                self._profiler.session_event("model_run", start, time.perf_counter_ns())
-            return outputs
-
-    def _recover(self, plan: Plan, exc: Exception) -> None:
-        """Move a failing provider's segment to the next provider, or raise ``Fail``."""
-        step = plan.failing_step(exc)
-        segment = step.segment if step is not None else None
-        if segment is None or segment.provider is self._providers[-1]:
-            where = (
-                f"node {step.node.label!r} ({step.node.op_type})"
-                if step and step.node
-                else "the model"
-            )
+        self._plan.stats.count = self._plan.stats.bytes = 0
+        start = time.perf_counter_ns()
+        try:
+            with np.errstate(all="ignore"):  # inf/NaN arithmetic is quiet, as in onnxruntime
+                outputs = self._runner.run(*args)
+        except OnnxepError:
+            raise
+        except Exception as exc:  # the last provider failed: name the node
+            step = self._plan.failing_step(exc)
+            node = step.node if step is not None else None
+            where = f"node {node.label!r} ({node.op_type})" if node else "the model"
             raise Fail(
                 f"Non-zero status code returned while running {where}: {type(exc).__name__}: {exc}"
             ) from exc
-        warnings.warn(
-            f"{segment.provider.name} failed while running segment {segment.index} "
-            f"({step.description}): {type(exc).__name__}: {exc}; rebuilding those "
-            f"{len(segment.nodes)} node(s) on the next provider",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-        for node in segment.nodes:
-            self._excluded.setdefault(node.index, set()).add(segment.provider.name)
-        try:
-            self._plan = self._build()
-        except OnnxepError as err:
-            raise EPFail(f"could not rebuild after {segment.provider.name} failed: {err}") from exc
+        if self._profiler is not None:
+            self._profiler.session_event("model_run", start, time.perf_counter_ns())
+        return outputs
 
     @property
     def providers(self) -> list[Provider]:
