@@ -12,7 +12,6 @@ Importing ``onnxep`` does not import this package; importing this package import
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -21,10 +20,6 @@ from onnxep.provider import Provider, Segment, Support
 from onnxep.registry import KernelRegistry
 
 __all__ = ["NumbaProvider"]
-
-# After a parallel region, OpenMP workers spin by default; BLAS threads then fight them for
-# the cores (measured 3-10x slower matmuls on 2 cores). A user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     import numba

@@ -40,7 +40,15 @@ def _pool2d(x, y, is_max, include_pad, geo, proto):
             ix = ox * sw - pw + kj * dw
             if (-pw <= ix < w + ew) if include_pad else (0 <= ix < w):
                 cols[ox] += 1
+    ncol = (w + sw - 1) // sw
     for p in numba.prange(planes):
+        # the plane split into ``sw`` column phases: phase[r, iy, j] = x[p, iy, j * sw + r], so
+        # every window tap below reads a contiguous run (vectorised), whatever the stride
+        phase = np.empty((sw, h, ncol), dtype=x.dtype)
+        for iy in range(h):
+            for r in range(sw):
+                for j in range((w - r + sw - 1) // sw):
+                    phase[r, iy, j] = x[p, iy, j * sw + r]
         for oy in range(oh):
             acc = np.empty(ow, proto.dtype)  # the input's dtype for max, float64 for sums
             for ox in range(ow):
@@ -52,13 +60,14 @@ def _pool2d(x, y, is_max, include_pad, geo, proto):
                     rows += 1
                 if iy < 0 or iy >= h:
                     continue
-                xr = x[p, iy]
                 for kj in range(kw):
                     off = kj * dw - pw
                     lo = max(0, (sw - 1 - off) // sw)
                     hi = min(ow, (w - 1 - off) // sw + 1)
+                    xr = phase[off % sw, iy]
+                    q = off // sw  # column ox*sw + off is phase (off % sw), index ox + q
                     for ox in range(lo, hi):
-                        v = xr[numba.uint64(ox * sw + off)]
+                        v = xr[numba.uint64(ox + q)]
                         a = acc[numba.uint64(ox)]
                         if is_max:
                             acc[numba.uint64(ox)] = v if (v > a or v != v) else a

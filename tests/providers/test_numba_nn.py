@@ -1,0 +1,196 @@
+"""Neural-network kernels of the numba provider (Conv, pools, normalizations, Resize, Pad,
+MatMul/Gemm) against onnx's ReferenceEvaluator, or onnxruntime where the evaluator is wrong.
+
+Every test asserts that the numba provider ran the nodes.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+from onnx import helper as oh
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from test_numba_ops import F32, RNG, make_model, ort_run, run_numba
+
+CONVS = [
+    ({}, (1, 3, 9, 11), (4, 3, 3, 3)),
+    ({"pads": [1, 0, 2, 1], "strides": [2, 1]}, (2, 4, 10, 7), (6, 4, 3, 2)),
+    ({"group": 2, "dilations": [2, 1], "auto_pad": "SAME_UPPER"}, (1, 4, 9, 9), (6, 2, 3, 3)),
+    ({"group": 5, "pads": [1, 1, 1, 1], "strides": [2, 2]}, (1, 5, 8, 8), (10, 1, 3, 3)),
+    ({"auto_pad": "SAME_LOWER", "strides": [2, 2]}, (1, 3, 13, 13), (2, 3, 3, 3)),
+    ({}, (2, 6, 5, 5), (3, 6, 1, 1)),
+    ({"pads": [1, 2], "strides": [2]}, (1, 3, 13), (2, 3, 3)),
+]
+
+
+@pytest.mark.parametrize(("attrs", "x_shape", "w_shape"), CONVS)
+def test_conv(attrs: dict[str, Any], x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> None:
+    node = oh.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)
+    model = make_model(
+        [node],
+        {"x": (F32, list(x_shape)), "w": (F32, list(w_shape)), "b": (F32, [w_shape[0]])},
+        ["y"],
+        opset=13,
+    )
+    feeds = {
+        "x": RNG.standard_normal(x_shape).astype(np.float32),
+        "w": RNG.standard_normal(w_shape).astype(np.float32),
+        "b": RNG.standard_normal(w_shape[0]).astype(np.float32),
+    }
+    run_numba(model, feeds, rtol=1e-4, atol=1e-4)
+
+
+POOLS = [
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("MaxPool", {"kernel_shape": [2, 3], "ceil_mode": 1, "strides": [2, 2]}),
+    ("MaxPool", {"kernel_shape": [2, 2], "dilations": [2, 2], "auto_pad": "SAME_UPPER"}),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("AveragePool", {"kernel_shape": [3], "strides": [2]}),
+    ("GlobalAveragePool", {}),
+    ("GlobalMaxPool", {}),
+]
+
+
+@pytest.mark.parametrize(("op", "attrs"), POOLS)
+def test_pool(op: str, attrs: dict[str, Any]) -> None:
+    shape = [2, 3, 11] if attrs.get("kernel_shape") == [3] else [2, 3, 11, 10]
+    model = make_model([oh.make_node(op, ["x"], ["y"], **attrs)], {"x": (F32, shape)}, ["y"], 19)
+    run_numba(model, {"x": RNG.standard_normal(shape).astype(np.float32)})
+
+
+def test_norms_and_softmax() -> None:
+    nodes = [
+        oh.make_node("LayerNormalization", ["x", "g", "beta"], ["ln"], epsilon=1e-3),
+        oh.make_node("LayerNormalization", ["x", "g2"], ["ln2", "mean", "inv"], axis=1),
+        oh.make_node("Softmax", ["x"], ["sm"]),
+        oh.make_node("Softmax", ["x"], ["sm1"], axis=1),
+    ]
+    model = make_model(
+        nodes,
+        {"x": (F32, [2, 3, 6])},
+        ["ln", "ln2", "mean", "inv", "sm", "sm1"],
+        initializers={
+            "g": RNG.random(6).astype(np.float32),
+            "beta": RNG.random(6).astype(np.float32),
+            "g2": RNG.random((3, 6)).astype(np.float32),
+        },
+    )
+    feeds = {"x": RNG.standard_normal((2, 3, 6)).astype(np.float32) * 5}
+    run_numba(model, feeds, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [3, 5])  # onnxruntime takes odd sizes only
+def test_lrn_against_onnxruntime(size: int) -> None:
+    """onnx's LRN loops over the batch dim instead of the channels: onnxruntime is the oracle."""
+    node = oh.make_node("LRN", ["x"], ["y"], size=size, alpha=0.01, beta=0.6, bias=2.0)
+    model = make_model([node], {"x": (F32, [2, 5, 3, 2])}, ["y"], 13)
+    feeds = {"x": RNG.standard_normal((2, 5, 3, 2)).astype(np.float32)}
+    run_numba(model, feeds, ort_run(model, feeds), rtol=1e-5, atol=1e-6)
+
+
+def test_batch_normalization_with_runtime_statistics() -> None:
+    """BN whose statistics are inputs (no folding): onnx's evaluator is wrong for BN-9..13,
+    so the expected values are the formula's."""
+    node = oh.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)
+    c = 4
+    model = make_model(
+        [node], {"x": (F32, [2, c, 3, 5]), **{k: (F32, [c]) for k in "sbmv"}}, ["y"], opset=15
+    )
+    feeds = {k: RNG.random(c).astype(np.float32) + 0.5 for k in "sbmv"}
+    feeds["x"] = RNG.standard_normal((2, c, 3, 5)).astype(np.float32)
+    r = (slice(None), None, None)
+    want = (feeds["x"] - feeds["m"][r]) / np.sqrt(feeds["v"][r] + 1e-3) * feeds["s"][r] + feeds[
+        "b"
+    ][r]
+    run_numba(model, feeds, expected=[want.astype(np.float32)], rtol=1e-5, atol=1e-5)
+
+
+RESIZES = [
+    ({"mode": "nearest"}, [1, 1, 2.0, 1.5]),
+    (
+        {
+            "mode": "nearest",
+            "coordinate_transformation_mode": "asymmetric",
+            "nearest_mode": "floor",
+        },
+        [1, 1, 0.6, 2.0],
+    ),
+    ({"mode": "linear"}, [1, 1, 1.7, 0.5]),
+    ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, [1, 1, 2.0, 3.0]),
+    ({"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}, [1, 1, 0.4, 2.5]),
+]
+
+
+@pytest.mark.parametrize(("attrs", "scales"), RESIZES)
+def test_resize(attrs: dict[str, Any], scales: list[float]) -> None:
+    node = oh.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)
+    model = make_model(
+        [node], {"x": (F32, [1, 2, 5, 4])}, ["y"], 19, {"scales": np.array(scales, np.float32)}
+    )
+    run_numba(
+        model, {"x": RNG.standard_normal((1, 2, 5, 4)).astype(np.float32)}, rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+def test_pad(mode: str) -> None:
+    node = oh.make_node("Pad", ["x", "pads", "value"], ["y"], mode=mode)
+    model = make_model(
+        [node],
+        {"x": (F32, [3, 4])},
+        ["y"],
+        19,
+        {"pads": np.array([1, 3, 2, 2], np.int64), "value": np.float32(1.5)},
+    )
+    run_numba(model, {"x": RNG.standard_normal((3, 4)).astype(np.float32)})
+
+
+def test_pad_negative_and_axes_against_onnxruntime() -> None:
+    """Cropping pads (numpy's pad, under onnx's evaluator, refuses them) and the axes input."""
+    node = oh.make_node("Pad", ["x", "pads", "", "axes"], ["y"], mode="reflect")
+    model = make_model(
+        [node],
+        {"x": (F32, [3, 4, 5])},
+        ["y"],
+        19,
+        {"pads": np.array([2, -1, 1, 3], np.int64), "axes": np.array([0, -1], np.int64)},
+    )
+    feeds = {"x": RNG.standard_normal((3, 4, 5)).astype(np.float32)}
+    run_numba(model, feeds, ort_run(model, feeds))
+
+
+def test_matmul_and_gemm() -> None:
+    nodes = [
+        oh.make_node("MatMul", ["a", "b"], ["ab"]),
+        oh.make_node("MatMul", ["v", "b2"], ["vb"]),
+        oh.make_node("Gemm", ["m", "n", "c"], ["g"], alpha=0.5, beta=2.0, transA=1, transB=1),
+        oh.make_node("Gemm", ["m2", "n2"], ["g2"]),
+    ]
+    model = make_model(
+        nodes,
+        {
+            "a": (F32, [2, 1, 4, 5]),
+            "b": (F32, [3, 5, 6]),
+            "v": (F32, [5]),
+            "b2": (F32, [5, 2]),
+            "m": (F32, [5, 3]),
+            "n": (F32, [4, 5]),
+            "c": (F32, [4]),
+            "m2": (F32, [3, 5]),
+            "n2": (F32, [5, 4]),
+        },
+        ["ab", "vb", "g", "g2"],
+    )
+    feeds = {
+        i.name: RNG.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(
+            np.float32
+        )
+        for i in model.graph.input
+    }
+    run_numba(model, feeds, rtol=1e-5, atol=1e-5)
