@@ -119,47 +119,19 @@ def conv_tiles(gemm, x, w, bias, y, geo, act, alpha, beta):
         p0 = (rest % n_tiles) * tile
         p1 = min(p_all, p0 + tile)
         if m1 > m0:
-            if direct:
-                b_ptr = x[n].ctypes.data + (g * cg * p_all + p0) * size
-                ldb = p_all
-                gemm(
-                    101,
-                    111,
-                    111,
-                    m1 - m0,
-                    p1 - p0,
-                    k,
-                    y.dtype.type(1),
-                    w[m0:].ctypes.data,
-                    k,
-                    b_ptr,
-                    ldb,
-                    y.dtype.type(0),
-                    y[n, m0:].ctypes.data + p0 * size,
-                    p_all,
-                )
+            cols = np.empty((1, 1) if direct else (k, p1 - p0), dtype=x.dtype)
+            if direct:  # the input itself is the column matrix
+                b_ptr, ldb = x[n].ctypes.data + (g * cg * p_all + p0) * size, p_all
             else:
-                cols = np.empty((k, p1 - p0), dtype=x.dtype)
                 im2col_rows(x[n], cols, geo, g * cg, p0, p1)
-                gemm(
-                    101,
-                    111,
-                    111,
-                    m1 - m0,
-                    p1 - p0,
-                    k,
-                    y.dtype.type(1),
-                    w[m0:].ctypes.data,
-                    k,
-                    cols.ctypes.data,
-                    p1 - p0,
-                    y.dtype.type(0),
-                    y[n, m0:].ctypes.data + p0 * size,
-                    p_all,
-                )
-                # numba frees an array after its last use in the code, and the GEMM only saw
-                # its address: this store keeps ``cols`` alive until the GEMM has returned
-                cols[0, 0] = 0
+                b_ptr, ldb = cols.ctypes.data, p1 - p0
+            c_ptr = y[n, m0:].ctypes.data + p0 * size
+            a_ptr = w[m0:].ctypes.data
+            one, zero = y.dtype.type(1), y.dtype.type(0)
+            gemm(101, 111, 111, m1 - m0, p1 - p0, k, one, a_ptr, k, b_ptr, ldb, zero, c_ptr, p_all)
+            # numba frees an array after its last use in the code, and the GEMM only saw its
+            # address: this store keeps ``cols`` alive until the GEMM has returned
+            cols[0, 0] = 0
             for m in range(m0, m1):
                 b = bias[m] if bias.shape[0] == m_out else y.dtype.type(0)
                 if act != 0 or bias.shape[0] == m_out:

@@ -291,14 +291,7 @@ def _emit(
     ns: dict[str, Any] = {}
     params = [f"a{i}" for i in range(len(segment.inputs))]
     var: dict[str, str] = dict(zip(segment.inputs, params))
-    lines: list[str] = []
-    if guards:  # fed values replacing folded initializers: run the unfolded build
-        ns["_slow"] = slow
-        for k, array in enumerate(guards.values()):
-            ns[f"g{k}"] = array
-        checks = " or ".join(f"{var[n]} is not g{k}" for k, n in enumerate(guards))
-        lines.append(f"if {checks}:")
-        lines.append(f"    return _slow({', '.join(params)})")
+    lines = _guard_lines(guards, var, params, ns, slow)
     if threads:
         import numba
 
@@ -332,6 +325,23 @@ def _emit(
     fn = ns["segment"]
     fn.source = source
     return fn
+
+
+def _guard_lines(
+    guards: dict[str, Any],
+    var: dict[str, str],
+    params: list[str],
+    ns: dict[str, Any],
+    slow: Callable[..., Any] | None,
+) -> list[str]:
+    """Fed values replacing folded initializers: run the unfolded build instead."""
+    if not guards:
+        return []
+    ns["_slow"] = slow
+    for k, array in enumerate(guards.values()):
+        ns[f"g{k}"] = array
+    checks = " or ".join(f"{var[n]} is not g{k}" for k, n in enumerate(guards))
+    return [f"if {checks}:", f"    return _slow({', '.join(params)})"]
 
 
 def _single(op: Op) -> Callable[..., Any]:

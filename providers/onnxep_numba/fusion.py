@@ -91,17 +91,7 @@ def generate(program: Program, bcast_last: tuple[bool, ...], parallel: bool = Tr
     more than the loop (it also compiles in a third of the time).
     """
     e = Emitter()
-    body: list[str] = []
-    for j, node in enumerate(program.nodes):
-        e.dtype = node.dtype
-        e.lines = []
-        args = [
-            None if a is None else (f"v{a[1]}" if a[0] == "x" else f"t{a[1]}") for a in node.args
-        ]
-        expr = node.spec.template(e, args, dict(node.attrs))
-        body.extend(e.lines)
-        cast = f"np.{node.dtype}" if node.dtype != "bool" else "bool"
-        body.append(f"t{j} = {cast}({expr})")
+    body = _body(program, e)
     n_in, n_out = len(program.inputs), len(program.outputs)
     params = [*(f"x{k}" for k in range(n_in)), *(f"o{m}" for m in range(n_out)), "dims", "st"]
     loop = "numba.prange(n_outer * nch)" if parallel else "range(n_outer * nch)"
@@ -143,6 +133,22 @@ def generate(program: Program, bcast_last: tuple[bool, ...], parallel: bool = Tr
         *[f"            o{m}[numba.uint64(ob + j)] = t{o}" for m, o in enumerate(program.outputs)],
     ]
     return "\n".join(lines) + "\n"
+
+
+def _body(program: Program, e: Emitter) -> list[str]:
+    """The statements computing every op of the program for one element (``t0``, ``t1``...)."""
+    body: list[str] = []
+    for j, node in enumerate(program.nodes):
+        e.dtype = node.dtype
+        e.lines = []
+        args = [
+            None if a is None else (f"v{a[1]}" if a[0] == "x" else f"t{a[1]}") for a in node.args
+        ]
+        expr = node.spec.template(e, args, dict(node.attrs))
+        body.extend(e.lines)
+        cast = f"np.{node.dtype}" if node.dtype != "bool" else "bool"
+        body.append(f"t{j} = {cast}({expr})")
+    return body
 
 
 # --- runtime ----------------------------------------------------------------------------

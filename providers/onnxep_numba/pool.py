@@ -18,28 +18,25 @@ from onnxep_numba.conv import conv_geometry
 __all__ = ["average_pool", "global_average_pool", "global_max_pool", "max_pool"]
 
 
-@jit
-def _pool2d(x, y, is_max, include_pad, geo, proto):
-    planes, h, w = x.shape
-    oh, ow = y.shape[1], y.shape[2]
-    kh, kw, sh, sw, dh, dw, ph, pw, eh, ew = (
-        geo[0],
-        geo[1],
-        geo[2],
-        geo[3],
-        geo[4],
-        geo[5],
-        geo[6],
-        geo[7],
-        geo[8],
-        geo[9],
-    )
-    cols = np.zeros(ow, np.int64)  # how many window columns count, per output column
+@jit(parallel=False)
+def _column_counts(ow, w, kw, sw, dw, pw, ew, include_pad):
+    """How many window columns count towards each output column's average."""
+    cols = np.zeros(ow, np.int64)
     for ox in range(ow):
         for kj in range(kw):
             ix = ox * sw - pw + kj * dw
             if (-pw <= ix < w + ew) if include_pad else (0 <= ix < w):
                 cols[ox] += 1
+    return cols
+
+
+@jit
+def _pool2d(x, y, is_max, include_pad, geo, proto):
+    planes, h, w = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    kh, kw, sh, sw = geo[0], geo[1], geo[2], geo[3]
+    dh, dw, ph, pw, eh, ew = geo[4], geo[5], geo[6], geo[7], geo[8], geo[9]
+    cols = _column_counts(ow, w, kw, sw, dw, pw, ew, include_pad)
     ncol = (w + sw - 1) // sw
     for p in numba.prange(planes):
         # the plane split into ``sw`` column phases: phase[r, iy, j] = x[p, iy, j * sw + r], so
