@@ -273,10 +273,7 @@ def _aliasing_model() -> onnx.ModelProto:
 
 
 #: Providers known to hand out an array they keep (reported to their owners).
-_ALIASING = {
-    "NumbaExecutionProvider": "its compiled segment returns the same Identity-of-a-constant "
-    "array on every run, so a caller's write shows up in the next run",
-}
+_ALIASING: dict[str, str] = {}
 
 
 def _available_providers() -> list[Any]:

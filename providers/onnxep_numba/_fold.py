@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from onnxep_numba._ewops import SPECS
-from onnxep_numba._registry import f32
+from onnxep_numba._registry import f32, frozen
 from onnxep_numba.conv import ACT_CLIP, ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, conv, conv_act
 from onnxep_numba.matmul import gemm, matmul
 from onnxep_numba.norm import BN_KERNELS, affine_params
@@ -166,10 +166,10 @@ def _fold_conv(
     inputs = list(op.inputs[:2])
     if folded:
         inputs[1] = fresh("W")
-        consts[inputs[1]] = w.astype(w0.dtype)
+        consts[inputs[1]] = frozen(w.astype(w0.dtype))
     if folded or has_b:
         inputs.append(fresh("B") if folded else op.inputs[2])
-        consts.setdefault(inputs[2], b.astype(w0.dtype))
+        consts.setdefault(inputs[2], frozen(b.astype(w0.dtype)))
     op.fn = functools.partial(conv_act, act=act[0], alpha=act[1], beta=act[2], **op.attrs)
     op.inputs, op.outputs = inputs, [out]
     op.label = f"{op.label}+folded"
@@ -181,8 +181,8 @@ def _affine(op: Any, rank: int, consts: dict[str, Any], fresh: Fresh) -> Any:
     dtype = np.dtype(op.info.input_type(0).dtype)
     shape = (-1,) + (1,) * (rank - 2)
     names = [fresh("scale"), fresh("shift")]
-    consts[names[0]] = s.astype(dtype).reshape(shape)
-    consts[names[1]] = t.astype(dtype).reshape(shape)
+    consts[names[0]] = frozen(s.astype(dtype).reshape(shape))
+    consts[names[1]] = frozen(t.astype(dtype).reshape(shape))
     return type(op)(
         f"{op.label}(affine)",
         [op.inputs[0], *names],

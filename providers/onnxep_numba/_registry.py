@@ -19,6 +19,7 @@ __all__ = [
     "check_static_rank",
     "contiguous",
     "f32",
+    "frozen",
     "kernels",
     "only_outputs",
 ]
@@ -48,6 +49,15 @@ def contiguous(x: object) -> np.ndarray:
     """``x`` as a C-contiguous array, keeping 0-d arrays 0-d (``np.ascontiguousarray`` does not)."""
     a = np.asarray(x)
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def frozen(value: object) -> object:
+    """A folded constant, read-only like the model's initializers: the session hands a caller
+    a copy of a read-only output, never the array the compiled segment returns every run."""
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
 
 
 def f32(value: float) -> float:

@@ -28,6 +28,7 @@ from onnxep.graph import Node, NodeInfo
 from onnxep.provider import Provider, Segment, bind_kernel
 from onnxep.registry import Kernel, is_multi_output
 from onnxep_numba._ewops import EwSpec
+from onnxep_numba._registry import frozen
 from onnxep_numba.fusion import FNode, Program, fused_kernel
 
 __all__ = ["Op", "compile_segment"]
@@ -136,7 +137,7 @@ def _fold_constants(ops: list[Op], consts: dict[str, Any]) -> list[Op]:
             results = run_op(op, [consts[x] if x else None for x in op.inputs])
             for name, value in zip(op.outputs, results):
                 if name:
-                    consts[name] = value
+                    consts[name] = frozen(value)
         else:
             kept.append(op)
     return kept
