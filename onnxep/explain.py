@@ -47,20 +47,21 @@ class Explanation:
             }
             for seg in parts.segments
         ]
-        fell_back = [
+        declined = [
             {
                 "node": n.label,
                 "op_type": n.op_type,
                 "op": str(n.key),
+                "ran_on": seg.provider.name,
                 "declined_by": [
                     {"provider": p, "reason": r} for p, r in parts.refusals.get(n.index, [])
                 ],
             }
             for seg in parts.segments
-            if seg.provider.name == fallback
             for n in seg.nodes
             if parts.refusals.get(n.index)
         ]
+        fell_back = [d for d in declined if d["ran_on"] == fallback]
         per_provider = collections.Counter(
             seg.provider.name for seg in parts.segments for _ in seg.nodes
         )
@@ -73,6 +74,7 @@ class Explanation:
             "nodes_per_provider": dict(per_provider),
             "segments": segments,
             "fallback": fell_back,
+            "declined": [d for d in declined if d["ran_on"] != fallback],
             "transfers": {
                 "per_run": len(runtime),
                 "per_run_values": [f"{t.value}: {t.source} -> {t.target}" for t in runtime],
@@ -116,10 +118,10 @@ class Explanation:
             )
         if data["fallback"]:
             lines += ["", "fell back to the reference path:"]
-            for entry in data["fallback"]:
-                lines.append(f"  {entry['node']} ({entry['op']})")
-                for d in entry["declined_by"]:
-                    lines.append(f"      {d['provider']}: {d['reason']}")
+            lines += _declines(data["fallback"], show_target=False)
+        if data["declined"]:
+            lines += ["", "ran on a later provider in the list:"]
+            lines += _declines(data["declined"], show_target=True)
         t = data["transfers"]
         lines += [
             "",
@@ -129,6 +131,15 @@ class Explanation:
             f"last run: {t['last_run_count']} copies, {t['last_run_bytes']} bytes",
         ]
         return "\n".join(lines)
+
+
+def _declines(entries: list[dict[str, Any]], *, show_target: bool) -> list[str]:
+    lines = []
+    for entry in entries:
+        target = f" -> {entry['ran_on']}" if show_target else ""
+        lines.append(f"  {entry['node']} ({entry['op']}){target}")
+        lines += [f"      {d['provider']}: {d['reason']}" for d in entry["declined_by"]]
+    return lines
 
 
 def annotate_model(model: onnx.ModelProto, explanation: Explanation) -> onnx.ModelProto:

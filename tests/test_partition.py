@@ -337,3 +337,29 @@ def test_light_models_with_mixed_placement_match_reference(name):
     assert placed[FAKE] > 10 and placed[REF] > 10  # really mixed
     assert mixed.plan.stats.count > 0
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_declines_by_earlier_providers_are_reported():
+    from fake_device import kernels as fake_kernels
+
+    add_only = onnxep.KernelRegistry()
+    add_only.add(fake_kernels.lookup(onnxep.resolve_key("", "Add", 17)))
+
+    class AddOnly(FakeDeviceProvider):
+        name = "AddOnlyExecutionProvider"
+        kernels = add_only
+
+    onnxep.register_provider(AddOnly)
+    try:
+        session = onnxep.InferenceSession(mixed_model(), providers=["addonly", FAKE])
+    finally:
+        onnxep.unregister_provider(AddOnly.name)
+    report = session.explain().to_dict()
+    declined = {d["node"]: d for d in report["declined"]}
+    assert declined["m"]["ran_on"] == FAKE
+    assert declined["m"]["declined_by"] == [
+        {"provider": AddOnly.name, "reason": "no kernel for Mul"}
+    ]
+    assert "m (Mul-14) -> FakeDeviceExecutionProvider" in str(session.explain())
+    x = _x(2, 3)
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], expected_mixed(x), rtol=1e-6)
