@@ -17,9 +17,7 @@ import numpy as np
 
 from onnxep.discovery import canonical_names, entries
 from onnxep.errors import InvalidArgument
-from onnxep.graph import NodeInfo, graph_from_proto
-from onnxep.load import load_model
-from onnxep.testing import kernel_test_options
+from onnxep.testing import kernel_test_options, node_decisions
 
 __all__ = ["OpResult", "compare_outputs", "node_cases", "verify_provider"]
 
@@ -111,17 +109,8 @@ def verify_provider(name: str, cases: Iterable[Any] | None = None) -> dict[str, 
 
 def _claims(provider: Any, model: Any, results: dict[str, OpResult], case: str) -> dict[str, str]:
     """Node label -> op type of the nodes the provider accepts; declines are recorded."""
-    try:
-        loaded, _ = load_model(model)
-        opsets = {
-            ("" if o.domain == "ai.onnx" else o.domain): o.version for o in loaded.opset_import
-        }
-        graph = graph_from_proto(loaded.graph, opsets)
-    except Exception:
-        return {}  # the session reports the problem for every provider alike
     claimed = {}
-    for node in graph.nodes:
-        support = provider.supports(NodeInfo(node, graph))
+    for node, support in node_decisions(provider, model):
         if support:
             claimed[node.label] = node.op_type
         elif provider.kernels.versions_of(node.key.domain, node.op_type):

@@ -14,12 +14,10 @@ import pathlib
 import sys
 from typing import Any
 
-import onnx
 import pytest
 
 import onnxep
-from onnxep.graph import NodeInfo, graph_from_proto
-from onnxep.testing import kernel_test_options
+from onnxep.testing import claimed_labels, kernel_test_options
 from onnxep_numba import NumbaProvider
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -37,13 +35,7 @@ def _claimed(case: NodeCase) -> list[str]:
     model = case.model_proto()
     if not any(n.op_type in OPS for n in model.graph.node):
         return []
-    opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in model.opset_import}
-    try:
-        graph = graph_from_proto(onnx.shape_inference.infer_shapes(model).graph, opsets)
-    except Exception:  # cases whose graph the loader refuses are another test's business
-        return []
-    provider = NumbaProvider()
-    return [n.label for n in graph.nodes if provider.supports(NodeInfo(n, graph))]
+    return claimed_labels(NumbaProvider(), model)
 
 
 @functools.cache
