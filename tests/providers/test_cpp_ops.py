@@ -21,6 +21,7 @@ from onnx.reference import ReferenceEvaluator
 
 import onnxep
 from onnxep.graph import NodeInfo, graph_from_proto
+from onnxep.testing import kernel_test_options
 from onnxep_cpp import CppProvider, _fusion
 from onnxep_cpp._registry import load_error, native
 
@@ -397,7 +398,9 @@ def _residual_model(relu_input_is_output: bool) -> onnx.ModelProto:
 @pytest.mark.parametrize("relu_input_is_output", [False, True])
 def test_compile_fuses_relu_into_conv_batch_norm_and_add(relu_input_is_output):
     model = _residual_model(relu_input_is_output)
-    session = onnxep.InferenceSession(model.SerializeToString(), providers=["cpp"])
+    session = onnxep.InferenceSession(  # no graph-level Conv+BN fusion: the provider's own
+        model.SerializeToString(), kernel_test_options(), providers=["cpp"]
+    )
     (segment,) = session.plan.partition.segments
     assert segment.provider.name == CPP
     provider = CppProvider()

@@ -1,0 +1,74 @@
+"""Conv + BatchNormalization folded into one Conv at session creation."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime
+import pytest
+from graphs import model, node
+
+import onnxep
+
+RNG = np.random.default_rng(0)
+
+
+def _conv_bn(opset: int, *, bias: bool, group: int = 1, extra_consumer: bool = False):
+    c_in, c_out = 4, 6 if group == 1 else 4
+    inits = {
+        "w": RNG.standard_normal((c_out, c_in // group, 3, 3)).astype(np.float32),
+        "scale": RNG.uniform(0.5, 1.5, c_out).astype(np.float32),
+        "shift": RNG.standard_normal(c_out).astype(np.float32),
+        "mean": RNG.standard_normal(c_out).astype(np.float32),
+        "var": RNG.uniform(0.5, 2.0, c_out).astype(np.float32),
+    }
+    conv_inputs = ["x", "w"]
+    if bias:
+        inits["b"] = RNG.standard_normal(c_out).astype(np.float32)
+        conv_inputs.append("b")
+    nodes = [
+        node("Conv", conv_inputs, ["c"], pads=[1, 1, 1, 1], group=group),
+        node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["y"], epsilon=1e-3),
+    ]
+    outputs = ["y"]
+    if extra_consumer:
+        nodes.append(node("Relu", ["c"], ["r"]))
+        outputs.append("r")
+    return model(nodes, {"x": [2, c_in, 5, 5]}, outputs, inits, opset=opset)
+
+
+@pytest.mark.parametrize("opset", [9, 14, 15])
+@pytest.mark.parametrize(("bias", "group"), [(True, 1), (False, 1), (True, 4)])
+def test_fused_conv_matches_onnxruntime(opset, bias, group):
+    m = _conv_bn(opset, bias=bias, group=group)
+    session = onnxep.InferenceSession(m, providers=["reference"])
+    report = session.explain().to_dict()
+    assert report["folded"] == ["y"]  # the BatchNormalization node is gone
+    assert report["segments"][0]["op_types"] == {"Conv": 1}
+    x = RNG.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    (got,) = session.run(None, {"x": x})
+    (want,) = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_output_read_elsewhere_is_not_fused():
+    m = _conv_bn(15, bias=True, extra_consumer=True)
+    session = onnxep.InferenceSession(m, providers=["reference"])
+    assert session.explain().to_dict()["folded"] == []
+    x = RNG.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    got = session.run(None, {"x": x})
+    want = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {"x": x})
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_fed_weights_are_not_fused():
+    m = _conv_bn(15, bias=False)
+    m.graph.input.append(onnxep_input("mean", [6]))
+    session = onnxep.InferenceSession(m, providers=["reference"])
+    assert session.explain().to_dict()["folded"] == []  # mean may be fed: not a constant
+
+
+def onnxep_input(name, shape):
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
