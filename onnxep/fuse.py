@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from onnxep.graph import Graph, Node
+from onnxep.graph import Graph, Node, ValueType, tensor_type_text
 
 __all__ = ["fuse_conv_batchnorm"]
 
@@ -39,10 +39,16 @@ def fuse_conv_batchnorm(graph: Graph) -> Graph:
         return graph
     gone = {n.index for n in removed}
     nodes = tuple(replaced.get(n.index, n) for n in graph.nodes if n.index not in gone)
+    types = dict(graph.types)
+    for name, array in new_constants.items():
+        types[name] = ValueType(
+            "tensor", array.dtype, array.shape, None, tensor_type_text(array.dtype)
+        )
     return dataclasses.replace(
         graph,
         nodes=nodes,
         initializers={**graph.initializers, **new_constants},
+        types=types,
         folded=(*graph.folded, *removed),
     )
 

@@ -72,3 +72,18 @@ def onnxep_input(name, shape):
     from onnx import TensorProto, helper
 
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def test_fused_conv_stays_on_a_typed_provider():
+    """The new weight and bias carry types, so providers that check dtypes still take it."""
+    m = _conv_bn(15, bias=True)
+    for provider in onnxep.get_available_providers():
+        session = onnxep.InferenceSession(m, providers=[provider])
+        assert session.explain().to_dict()["folded"] == ["y"]
+        assert session.assignment("c") == provider, str(session.explain())
+    session = onnxep.InferenceSession(m, providers=["reference"])
+    kernel = session.providers[-1].kernels.lookup(onnxep.resolve_key("", "Conv", 15))
+    assert kernel is not None  # the hand-written Conv, not onnx's slow one
+    graph = session.plan.partition.graph
+    (conv,) = graph.nodes
+    assert all(graph.type_of(name).dtype == np.float32 for name in conv.inputs)
