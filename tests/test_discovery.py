@@ -99,3 +99,17 @@ def test_import_onnxep_imports_no_numba_or_cupy():
 def test_register_provider_rejects_non_providers():
     with pytest.raises(TypeError, match="Provider subclass"):
         onnxep.register_provider(object)  # type: ignore[arg-type]
+
+
+def test_default_and_cpu_chains_take_one_cpu_accelerator():
+    from onnxep.discovery import CPU_ACCELERATORS, default_chain
+
+    m = model([node("Relu", ["x"], ["y"])], {"x": [2]}, ["y"])
+    chain = onnxep.InferenceSession(m).get_providers()
+    assert chain == default_chain()
+    assert chain[-1] == "ReferenceExecutionProvider"
+    assert sum(name in CPU_ACCELERATORS for name in chain) <= 1
+    available = [n for n in CPU_ACCELERATORS if n in onnxep.get_available_providers()]
+    assert chain[-2:-1] == available[:1]
+    cpu = onnxep.InferenceSession(m, providers=["CPUExecutionProvider"]).get_providers()
+    assert cpu == [*available[:1], "ReferenceExecutionProvider"]
