@@ -32,7 +32,7 @@ from typing import Any
 SQUARE = [64, 128, 256, 512, 1024, 2048]
 TRANSFORMER = [(128, 768, 768), (128, 768, 3072), (128, 3072, 768)]
 DEFAULT_JSON = pathlib.Path(__file__).parent / "results" / "gemm.json"
-PAUSE = 0.3  # seconds before each block: lets OpenBLAS's spinning threads go to sleep
+PAUSE = 1.0  # seconds before each block: lets OpenBLAS's spinning threads go to sleep (0.3 s was too short at 512^3: the C++ block then ran on one core)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
