@@ -32,7 +32,9 @@ from typing import Any
 SQUARE = [64, 128, 256, 512, 1024, 2048]
 TRANSFORMER = [(128, 768, 768), (128, 768, 3072), (128, 3072, 768)]
 DEFAULT_JSON = pathlib.Path(__file__).parent / "results" / "gemm.json"
-PAUSE = 1.0  # seconds before each block: lets OpenBLAS's spinning threads go to sleep (0.3 s was too short at 512^3: the C++ block then ran on one core)
+# Seconds before each block: lets OpenBLAS's spinning threads go to sleep (after 0.3 s they
+# still held the second core at 512^3, and the C++ block ran on one).
+PAUSE = 1.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
