@@ -14,7 +14,7 @@ from onnxep.errors import Fail, InvalidArgument, NotImplemented, OnnxepError
 from onnxep.explain import Explanation
 from onnxep.feeds import check_feeds
 from onnxep.fold import fold_constants
-from onnxep.fuse import fuse_conv_batchnorm
+from onnxep.fuse import fuse_conv_followers
 from onnxep.graph import Graph, graph_from_proto
 from onnxep.io_binding import is_device_array, run_device_feeds
 from onnxep.load import load_model
@@ -49,7 +49,7 @@ class InferenceSession:
         )
         self._providers, notes = resolve_providers(providers, provider_options)
         if self._options.graph_optimization_level != GraphOptimizationLevel.ORT_DISABLE_ALL:
-            self._graph = fuse_conv_batchnorm(fold_constants(self._graph, self._providers[-1]))
+            self._graph = fuse_conv_followers(fold_constants(self._graph, self._providers[-1]))
         for note in notes:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
         threads = self._options.intra_op_num_threads or None

@@ -1,4 +1,4 @@
-"""Conv + BatchNormalization folded into one Conv at session creation."""
+"""Conv + BatchNormalization / per-channel Mul / Add folded into one Conv at session creation."""
 
 from __future__ import annotations
 
@@ -87,3 +87,37 @@ def test_fused_conv_stays_on_a_typed_provider():
     graph = session.plan.partition.graph
     (conv,) = graph.nodes
     assert all(graph.type_of(name).dtype == np.float32 for name in conv.inputs)
+
+
+@pytest.mark.parametrize(
+    ("scale_shape", "shift_shape", "folded"),
+    [
+        ((6, 1, 1), (1, 6, 1, 1), ["m", "y"]),  # per channel: both fold
+        ((), (1,), ["m", "y"]),  # scalars fold too
+        ((1, 1, 5, 5), (6, 1, 1), []),  # a spatial scale does not; the Add then follows a Mul
+    ],
+)
+def test_per_channel_scale_and_shift_fold_into_conv(scale_shape, shift_shape, folded):
+    inits = {
+        "w": RNG.standard_normal((6, 4, 3, 3)).astype(np.float32),
+        "scale": RNG.uniform(0.5, 1.5, scale_shape).astype(np.float32),
+        "shift": RNG.standard_normal(shift_shape).astype(np.float32),
+    }
+    m = model(
+        [
+            node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            node("Mul", ["scale", "c"], ["m"]),
+            node("Add", ["m", "shift"], ["y"]),
+        ],
+        {"x": [2, 4, 5, 5]},
+        ["y"],
+        inits,
+    )
+    session = onnxep.InferenceSession(m, providers=["reference"])
+    graph = session.plan.partition.graph
+    assert [n.label for n in graph.folded] == folded
+    assert len(graph.initializers) == (2 if folded else 3)  # no stale intermediate weights
+    x = RNG.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    (got,) = session.run(None, {"x": x})
+    (want,) = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
