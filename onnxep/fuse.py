@@ -118,29 +118,35 @@ def _fold_batchnorm(conv: Node, bn: Node, constants: dict[str, Any]) -> Folded |
     factor = scale / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
     weight, bias = _weight_and_bias(conv, constants)
     dtype = constants[conv.inputs[1]].dtype
-    return _finish(
-        weight * factor.reshape(-1, *[1] * (weight.ndim - 1)), (bias - mean) * factor + shift, dtype
-    )
+    return _finish(_scaled(weight, factor), (bias - mean) * factor + shift, dtype)
+
+
+def _channel_operand(conv: Node, node: Node, constants: dict[str, Any]) -> np.ndarray | None:
+    """The constant operand of a Mul/Add after ``conv``, as a per-channel vector, if it is one."""
+    other = constants[next(x for x in node.inputs if x != conv.outputs[0])]
+    weight = constants[conv.inputs[1]]
+    return _per_channel(other, weight) if other.dtype == weight.dtype else None
+
+
+def _scaled(weight: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """Each output channel's filter times its factor."""
+    return weight * factor.reshape(-1, *[1] * (weight.ndim - 1))
 
 
 def _fold_mul(conv: Node, mul: Node, constants: dict[str, Any]) -> Folded | None:
-    other = next(x for x in mul.inputs if x != conv.outputs[0])
-    dtype = constants[conv.inputs[1]].dtype
-    factor = _per_channel(constants[other], constants[conv.inputs[1]])
-    if factor is None or constants[other].dtype != dtype:
+    factor = _channel_operand(conv, mul, constants)
+    if factor is None:
         return None
     weight, bias = _weight_and_bias(conv, constants)
-    return _finish(weight * factor.reshape(-1, *[1] * (weight.ndim - 1)), bias * factor, dtype)
+    return _finish(_scaled(weight, factor), bias * factor, constants[conv.inputs[1]].dtype)
 
 
 def _fold_add(conv: Node, add: Node, constants: dict[str, Any]) -> Folded | None:
-    other = next(x for x in add.inputs if x != conv.outputs[0])
-    dtype = constants[conv.inputs[1]].dtype
-    shift = _per_channel(constants[other], constants[conv.inputs[1]])
-    if shift is None or constants[other].dtype != dtype:
+    shift = _channel_operand(conv, add, constants)
+    if shift is None:
         return None
     weight, bias = _weight_and_bias(conv, constants)
-    return _finish(weight, bias + shift, dtype)
+    return _finish(weight, bias + shift, constants[conv.inputs[1]].dtype)
 
 
 _FOLDERS: dict[str, Callable[[Node, Node, dict[str, Any]], Folded | None]] = {
