@@ -33,4 +33,3 @@ def model(
 def node(op: str, inputs: Sequence[str], outputs: Sequence[str], **attrs: object) -> onnx.NodeProto:
     """A node named after its first output."""
     return helper.make_node(op, list(inputs), list(outputs), name=outputs[0], **attrs)
-
