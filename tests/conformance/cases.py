@@ -25,6 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 __all__ = [
+    "provider_case_params",
     "RANDOM_CASES",
     "NodeCase",
     "assert_matches",
@@ -225,3 +226,28 @@ def _assert_bernoulli(actual: Any, expected: np.ndarray, where: str) -> None:
     assert actual.shape == expected.shape, f"{where}: shape {actual.shape} != {expected.shape}"
     assert actual.dtype == expected.dtype, f"{where}: dtype {actual.dtype} != {expected.dtype}"
     assert np.isin(actual, (0, 1)).all(), f"{where}: values other than 0 and 1: {actual}"
+
+
+def provider_case_params(provider: Any, known: dict[str, str] | None = None) -> list[Any]:
+    """pytest params ``(case, labels)``: every node case with nodes ``provider`` claims.
+
+    ``labels`` are the claimed nodes (a test asserts they really ran there); a case named
+    in ``known`` is marked as a strict expected failure with its reason.
+    """
+    import pytest
+
+    from onnxep.testing import claimed_labels
+
+    ops = {kernel.key.op_type for kernel in provider.kernels}
+    params = []
+    for case in load_cases():
+        model = case.model_proto()
+        if not any(n.op_type in ops for n in model.graph.node):
+            continue  # cheap filter before loading the model
+        labels = claimed_labels(provider, model)
+        if not labels:
+            continue
+        reason = (known or {}).get(case.name)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(case, labels, id=case.name, marks=marks))
+    return params

@@ -18,34 +18,21 @@ import onnx
 import pytest
 
 import onnxep
-from onnxep.testing import claimed_labels, kernel_test_options
+from onnxep.testing import kernel_test_options
 from onnxep_cpp import CppProvider
 from onnxep_cpp._registry import load_error, native
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from conformance.cases import NodeCase, load_cases, run_case
+from conformance.cases import NodeCase, provider_case_params, run_case
 
 CPP = CppProvider.name
 SKIP = pytest.mark.skipif(native is None, reason=f"the C++ extension is not built: {load_error}")
 OPS = {kernel.key.op_type for kernel in CppProvider.kernels}
 
 
-def _claimed(case: NodeCase) -> list[str]:
-    """Labels of the case's nodes the C++ provider accepts (no session built)."""
-    model = case.model_proto()
-    if not any(n.op_type in OPS for n in model.graph.node):
-        return []
-    return claimed_labels(CppProvider(), model)
-
-
 @functools.cache
 def _params() -> list[Any]:
-    params = []
-    for case in load_cases():
-        labels = _claimed(case)
-        if labels:
-            params.append(pytest.param(case, labels, id=case.name))
-    return params
+    return provider_case_params(CppProvider())
 
 
 @SKIP

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 import onnxep
-from onnxep.testing import claimed_labels, kernel_test_options
+from onnxep.testing import kernel_test_options
 from onnxep_numba import NumbaProvider
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from conformance.cases import NodeCase, load_cases, run_case
+from conformance.cases import NodeCase, provider_case_params, run_case
 
 NUMBA = NumbaProvider.name
 OPS = {kernel.key.op_type for kernel in NumbaProvider.kernels}
@@ -30,27 +30,9 @@ OPS = {kernel.key.op_type for kernel in NumbaProvider.kernels}
 KNOWN: dict[str, str] = {}
 
 
-def _claimed(case: NodeCase) -> list[str]:
-    """Labels of the case's nodes the numba provider accepts (no session built)."""
-    model = case.model_proto()
-    if not any(n.op_type in OPS for n in model.graph.node):
-        return []
-    return claimed_labels(NumbaProvider(), model)
-
-
 @functools.cache
 def _params() -> list[Any]:
-    params = []
-    for case in load_cases():
-        labels = _claimed(case)
-        if labels:
-            marks = (
-                [pytest.mark.xfail(strict=True, reason=KNOWN[case.name])]
-                if case.name in KNOWN
-                else []
-            )
-            params.append(pytest.param(case, labels, id=case.name, marks=marks))
-    return params
+    return provider_case_params(NumbaProvider(), KNOWN)
 
 
 @pytest.mark.parametrize(("case", "labels"), _params())
