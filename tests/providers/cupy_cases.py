@@ -442,3 +442,28 @@ KNOWN_DIFFERENCES = {
     "test_bernoulli_double_expanded": "random numbers (RandomUniformLike) differ between runs",
     "test_bernoulli_seed_expanded": "random numbers differ from onnx's generator",
 }
+
+
+def chain_model(width: int = 8, rows: int | str = 4) -> onnx.ModelProto:
+    """x -> Mul(2) -> Add(b) -> Erf -> Mul(x) -> Relu: one tree, fusible into one kernel."""
+    nodes = [
+        helper.make_node("Mul", ["x", "two"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["a"]),
+        helper.make_node("Erf", ["a"], ["e"]),
+        helper.make_node("Mul", ["e", "x"], ["p"]),
+        helper.make_node("Relu", ["p"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+        numpy_helper.from_array(np.linspace(-1, 1, width).astype(np.float32), "b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [rows, width])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from cupy_cases import CASES, KNOWN_DIFFERENCES, Case, reference_outputs
+from cupy_cases import CASES, KNOWN_DIFFERENCES, Case, chain_model, reference_outputs
 from onnx import helper, numpy_helper
 
 import onnxep
@@ -38,33 +38,8 @@ def test_kernel_matches_reference(emulated_cupy: str, case: Case) -> None:
         np.testing.assert_allclose(np.asarray(g, np.float64), want, **case.tolerance)
 
 
-def _chain_model(opset: int = 17) -> onnx.ModelProto:
-    """x -> Mul(2) -> Add(b) -> Erf -> Mul(x) -> Relu: one tree, one fused kernel."""
-    nodes = [
-        helper.make_node("Mul", ["x", "two"], ["m"]),
-        helper.make_node("Add", ["m", "b"], ["a"]),
-        helper.make_node("Erf", ["a"], ["e"]),
-        helper.make_node("Mul", ["e", "x"], ["p"]),
-        helper.make_node("Relu", ["p"], ["y"]),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-        numpy_helper.from_array(np.linspace(-1, 1, 8).astype(np.float32), "b"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "chain",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4, 8])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    return model
-
-
 def test_elementwise_chain_is_one_kernel(emulated_cupy: str) -> None:
-    model = _chain_model()
+    model = chain_model()
     session = _session(model, emulated_cupy)
     assert {session.assignment(i) for i in range(5)} == {emulated_cupy}
     (program,) = session.providers[0].programs

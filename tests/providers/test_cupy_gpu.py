@@ -12,14 +12,16 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from cupy_cases import CASES, KNOWN_DIFFERENCES, Case, reference_outputs
-from onnx import helper, numpy_helper
+from cupy_cases import CASES, KNOWN_DIFFERENCES, Case, chain_model, reference_outputs
 
 import onnxep
 from onnxep.models import build_encoder, encoder_inputs, light_model_paths
 
 pytestmark = pytest.mark.gpu
 CUPY = "CuPyExecutionProvider"
+
+
+CHAIN = chain_model(256, "n")  # fusible elementwise tree, symbolic batch
 
 
 @pytest.fixture
@@ -46,31 +48,6 @@ def test_kernel_on_gpu_matches_reference(case: Case) -> None:
         np.testing.assert_allclose(g.astype(np.float64), want, **case.tolerance)
 
 
-def _chain() -> onnx.ModelProto:
-    """x -> Mul(2) -> Add(b) -> Erf -> Mul(x) -> Relu, all fusible into one kernel."""
-    nodes = [
-        helper.make_node("Mul", ["x", "two"], ["m"]),
-        helper.make_node("Add", ["m", "b"], ["a"]),
-        helper.make_node("Erf", ["a"], ["e"]),
-        helper.make_node("Mul", ["e", "x"], ["p"]),
-        helper.make_node("Relu", ["p"], ["y"]),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-        numpy_helper.from_array(np.linspace(-1, 1, 256).astype(np.float32), "b"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "chain",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 256])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
-
-
 def _reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return onnxep.InferenceSession(model.SerializeToString(), providers=["reference"]).run(
         None, feeds
@@ -83,27 +60,27 @@ X = np.random.default_rng(0).standard_normal((64, 256)).astype(np.float32)
 def test_chain_is_one_fused_kernel_and_stays_resident() -> None:
     from onnxep_cupy._fused import elementwise_kernel
 
-    session = _session(_chain())
+    session = _session(CHAIN)
     (program,) = session.providers[0].programs
     assert program.kernel_steps == 1 and program.fused[0].n_nodes == 5
     transfers = session.explain().to_dict()["transfers"]
     assert transfers["per_run"] == 2, transfers  # x up, y down; b uploaded once
     y = session.run(None, {"x": X})[0]
     assert session.plan.stats.count == 2
-    np.testing.assert_allclose(y, _reference(_chain(), {"x": X})[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y, _reference(CHAIN, {"x": X})[0], rtol=1e-5, atol=1e-6)
     assert elementwise_kernel.cache_info().currsize >= 1
 
 
 def test_cupy_feed_is_not_copied_again(cp: Any) -> None:
-    session = _session(_chain())
+    session = _session(CHAIN)
     y = session.run(None, {"x": cp.asarray(X)})[0]
     assert isinstance(y, np.ndarray)
     assert session.plan.stats.count == 1  # only y comes back; x is used where it is
-    np.testing.assert_allclose(y, _reference(_chain(), {"x": X})[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y, _reference(CHAIN, {"x": X})[0], rtol=1e-5, atol=1e-6)
 
 
 def test_io_binding_keeps_outputs_on_the_gpu(cp: Any) -> None:
-    session = _session(_chain())
+    session = _session(CHAIN)
     binding = session.io_binding()
     x = cp.asarray(X)
     binding.bind_input("x", "cuda", 0, np.float32, x.shape, x.data.ptr)
@@ -113,21 +90,24 @@ def test_io_binding_keeps_outputs_on_the_gpu(cp: Any) -> None:
     assert isinstance(y, cp.ndarray)
     assert session.plan.stats.count == 0  # nothing crossed to the host
     np.testing.assert_allclose(
-        binding.copy_outputs_to_cpu()[0], _reference(_chain(), {"x": X})[0], rtol=1e-5, atol=1e-6
+        binding.copy_outputs_to_cpu()[0],
+        _reference(CHAIN, {"x": X})[0],
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
 def test_cuda_graph_replays_and_matches(cp: Any) -> None:
     from onnxep_cupy.cuda_graph import GraphRunner
 
-    session = _session(_chain(), enable_cuda_graph="1")
-    want = _reference(_chain(), {"x": X})[0]
+    session = _session(CHAIN, enable_cuda_graph="1")
+    want = _reference(CHAIN, {"x": X})[0]
     runner = next(v for v in session.plan._namespace.values() if isinstance(v, GraphRunner))
     results = [session.run(None, {"x": X * s})[0] for s in (1.0, 1.0, 1.0, 2.0, 2.0, 2.0)]
     assert runner.replays >= 3, "no CUDA graph was replayed"
     for y in results[:3]:
         np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(results[5], _reference(_chain(), {"x": X * 2})[0], rtol=1e-5)
+    np.testing.assert_allclose(results[5], _reference(CHAIN, {"x": X * 2})[0], rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["squeezenet", "resnet50", "inception_v2"])
