@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime
 import pytest
 from graphs import model, node
+from onnx import numpy_helper as onnx_numpy
 
 import onnxep
 
@@ -118,6 +119,81 @@ def test_per_channel_scale_and_shift_fold_into_conv(scale_shape, shift_shape, fo
     assert [n.label for n in graph.folded] == folded
     assert len(graph.initializers) == (2 if folded else 3)  # no stale intermediate weights
     x = RNG.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    (got,) = session.run(None, {"x": x})
+    (want,) = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _bn_scale_shift(opset: int, scale_shape, shift_shape, rank: int = 4):
+    c = 6
+    inits = {
+        "s": RNG.uniform(0.5, 1.5, c).astype(np.float32),
+        "b": RNG.standard_normal(c).astype(np.float32),
+        "mean": RNG.standard_normal(c).astype(np.float32),
+        "var": RNG.uniform(0.5, 2.0, c).astype(np.float32),
+        "scale": RNG.uniform(0.5, 1.5, scale_shape).astype(np.float32),
+        "shift": RNG.standard_normal(shift_shape).astype(np.float32),
+    }
+    nodes = [  # DenseNet's pre-activation: BN -> Mul -> Add -> Relu, no Conv before
+        node("Relu", ["x"], ["r0"]),
+        node("BatchNormalization", ["r0", "s", "b", "mean", "var"], ["n"], epsilon=1e-3),
+        node("Mul", ["n", "scale"], ["m"]),
+        node("Add", ["shift", "m"], ["a"]),
+        node("Relu", ["a"], ["y"]),
+    ]
+    shape = [2, c, 5, 5][:rank]
+    return model(nodes, {"x": shape}, ["y"], inits, opset=opset), shape
+
+
+@pytest.mark.parametrize("opset", [9, 15])
+@pytest.mark.parametrize(
+    ("scale_shape", "shift_shape", "rank", "folded"),
+    [
+        ((6, 1, 1), (1, 6, 1, 1), 4, ["m", "a"]),  # per channel: both fold into the BN
+        ((), (1,), 4, ["m", "a"]),  # scalars too
+        ((6,), (6,), 2, ["m", "a"]),  # (N, C) input: a vector is per channel
+        ((5,), (6, 1, 1), 4, []),  # a vector aligns with the last axis (W): not per channel
+        ((1, 1, 5, 5), (6, 1, 1), 4, []),  # a spatial scale stays; the Add then follows a Mul
+    ],
+)
+def test_per_channel_scale_and_shift_fold_into_batchnorm(
+    opset, scale_shape, shift_shape, rank, folded
+):
+    m, shape = _bn_scale_shift(opset, scale_shape, shift_shape, rank)
+    session = onnxep.InferenceSession(m, providers=["reference"])
+    graph = session.plan.partition.graph
+    assert [n.label for n in graph.folded] == folded
+    assert [n.op_type for n in graph.nodes].count("BatchNormalization") == 1
+    x = RNG.standard_normal(shape).astype(np.float32)
+    (got,) = session.run(None, {"x": x})
+    (want,) = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_batchnorm_output_read_elsewhere_keeps_its_scale():
+    m, shape = _bn_scale_shift(15, (6, 1, 1), (6, 1, 1))
+    m.graph.output.append(onnxep_input("n", shape))
+    session = onnxep.InferenceSession(m, providers=["reference"])
+    assert session.plan.partition.graph.folded == ()
+    x = RNG.standard_normal(shape).astype(np.float32)
+    got = session.run(None, {"x": x})
+    want = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {"x": x})
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_batchnorm_scale_shift_chain_folds_into_one_conv():
+    """Conv -> BN -> Mul -> Add (old Caffe2 exports): the BN folds into the Conv while the
+    Mul would fold into the BN in the same pass; every fold lands, over several passes."""
+    m, shape = _bn_scale_shift(15, (6, 1, 1), (6, 1, 1))
+    m.graph.initializer.append(
+        onnx_numpy.from_array(RNG.standard_normal((6, 6, 1, 1)).astype(np.float32), "w")
+    )
+    m.graph.node[0].CopyFrom(node("Conv", ["x", "w"], ["r0"]))
+    session = onnxep.InferenceSession(m, providers=["reference"])
+    graph = session.plan.partition.graph
+    assert [n.op_type for n in graph.nodes] == ["Conv", "Relu"]
+    x = RNG.standard_normal(shape).astype(np.float32)
     (got,) = session.run(None, {"x": x})
     (want,) = onnxruntime.InferenceSession(m.SerializeToString()).run(None, {"x": x})
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
+from onnxep.reference._clamp import clamp
 from onnxep.reference._common import (
     ALL,
     BOOL,
@@ -73,7 +74,7 @@ for _op, _versions, _fn, _dtypes in _UNARY:
 @kernels.register("Relu", versions=(6, 13, 14), dtypes=FLOATS + SIGNED)
 def relu(x: Any) -> Any:
     """max(x, 0); NaN stays NaN."""
-    return np.maximum(x, 0, out=fresh(np.shape(x), x.dtype))
+    return clamp(x, x.dtype.type(0))
 
 
 @kernels.register("Sigmoid", versions=_V6_13, dtypes=FLOATS)
@@ -385,18 +386,14 @@ def clip_6(
     info = np.finfo(np.asarray(x).dtype)
     lo = None if min <= info.min else min
     hi = None if max >= info.max else max
-    if lo is None and hi is None:
-        return x
-    return np.clip(x, lo, hi)
+    dtype = np.asarray(x).dtype.type
+    return clamp(x, None if lo is None else dtype(lo), None if hi is None else dtype(hi))
 
 
 @kernels.register("Clip", versions=(11, 12, 13), dtypes=NUMERIC)
 def clip(x: Any, min: Any = None, max: Any = None) -> Any:
     """min(max, max(x, min)); a missing bound does not clip."""
-    if min is None and max is None:
-        return x
-    y = np.maximum(x, min) if min is not None else x
-    return np.minimum(y, max) if max is not None else y
+    return clamp(x, min, max)
 
 
 _CAST_TARGETS = {

@@ -74,8 +74,9 @@ def _bn_inference(x: np.ndarray, scale: Any, b: Any, mean: Any, var: Any, eps: f
 def _channel_affine(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """x * a + b with one (a, b) per channel (axis 1)."""
     y = fresh(x.shape, x.dtype)
-    np.multiply(x, _channel(a, x.ndim), out=y)
-    y += _channel(b, x.ndim)
+    rows = (*x.shape[:2], math.prod(x.shape[2:]))  # numpy broadcasts per channel faster over 3 dims
+    np.multiply(x.reshape(rows), np.reshape(a, (1, -1, 1)), out=y.reshape(rows))
+    y.reshape(rows)[...] += np.reshape(b, (1, -1, 1))
     return y
 
 
