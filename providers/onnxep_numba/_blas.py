@@ -69,6 +69,24 @@ def _gemm_tasks(fn, geo, pa, offa, pb, offb, pc, offc, alpha, beta, splits, spli
             )
 
 
+@jit
+def _gemv_tasks(fn, geo, pa, px, py, alpha, beta, splits):
+    """``y = alpha * op(A) @ x + beta * y`` with the output split into ``splits`` blocks."""
+    trans, rows, cols, lda, incx, size = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
+    n_out = cols if trans else rows
+    step = (n_out + splits - 1) // splits
+    for s in numba.prange(splits):
+        o0 = min(n_out, s * step)
+        count = min(n_out, o0 + step) - o0
+        if count > 0:
+            if trans:  # output j is column j of A: a block of columns
+                fn(101, 112, rows, count, alpha, pa + o0 * size, lda, px, incx, beta,
+                   py + o0 * size, 1)  # fmt: skip
+            else:  # output i is row i of A: a block of rows
+                fn(101, 111, count, cols, alpha, pa + o0 * lda * size, lda, px, incx, beta,
+                   py + o0 * size, 1)  # fmt: skip
+
+
 def _operand(x: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, bool, int]:
     """(array, transposed, leading dim) for a BLAS operand whose last two dims are its matrix."""
     size = x.itemsize
@@ -156,6 +174,9 @@ def _run(
     b, tb, ldb = _operand(b, k, n)
     items = int(np.prod(batch, dtype=np.int64))
     threads = numba.get_num_threads()
+    if items == 1 and (m == 1 or n == 1):  # a matrix-vector product: GEMM would pack A
+        _run_gemv(lib, (a, ta, lda), (b, tb, ldb), c, (m, n, k), alpha, beta, threads)
+        return
     splits, split_n = 1, True
     if items < threads:
         split_n = n >= m
@@ -179,3 +200,36 @@ def _run(
         splits,
         split_n,
     )
+
+
+def _run_gemv(
+    lib: Blas,
+    a: tuple[np.ndarray, bool, int],
+    b: tuple[np.ndarray, bool, int],
+    c: np.ndarray,
+    mnk: tuple[int, int, int],
+    alpha: float,
+    beta: float,
+    threads: int,
+) -> None:
+    """``c = alpha * a @ b + beta * c`` where ``a`` is one row or ``b`` one column."""
+    m, n, k = mnk
+    (xa, ta, lda), (xb, tb, ldb) = a, b
+    if m == 1:  # c^T = b^T a^T: the matrix is b, stored (k, n), or (n, k) when transposed
+        matrix, vector = xb, xa
+        trans, rows, cols, ld = (False, n, k, ldb) if tb else (True, k, n, ldb)
+        inc = lda if ta else 1
+    else:  # n == 1: the matrix is a, stored (m, k), or (k, m) when transposed
+        matrix, vector = xa, xb
+        trans, rows, cols, ld = (True, k, m, lda) if ta else (False, m, k, lda)
+        inc = 1 if tb else ldb
+    n_out = cols if trans else rows
+    splits = max(1, min(threads, n_out // 64))
+    geo = np.array([trans, rows, cols, ld, inc, matrix.itemsize], dtype=np.int64)
+    fn = lib.sgemv if matrix.dtype == np.float32 else lib.dgemv
+    real = matrix.dtype.type
+    lib.single_threaded()
+    _gemv_tasks(
+        fn, geo, matrix.ctypes.data, vector.ctypes.data, c.ctypes.data, real(alpha), real(beta),
+        splits,
+    )  # fmt: skip

@@ -46,6 +46,8 @@ class Blas:
 
     sgemm: Any
     dgemm: Any
+    sgemv: Any
+    dgemv: Any
     set_threads: Any
     get_threads: Any
     core: str
@@ -68,6 +70,8 @@ def _bind(lib: ctypes.CDLL, private: bool) -> Blas | None:
         names = [
             f"scipy_cblas_sgemm{suffix}",
             f"scipy_cblas_dgemm{suffix}",
+            f"scipy_cblas_sgemv{suffix}",
+            f"scipy_cblas_dgemv{suffix}",
             f"scipy_openblas_set_num_threads{suffix}",
             f"scipy_openblas_get_num_threads{suffix}",
             f"scipy_openblas_get_corename{suffix}",
@@ -95,11 +99,17 @@ def _bind(lib: ctypes.CDLL, private: bool) -> Blas | None:
                 index,
             )
             funcs.append(proto((name, lib)))
-        setter, getter, corename = (getattr(lib, n) for n in names[2:])
+        for name, real in ((names[2], ctypes.c_float), (names[3], ctypes.c_double)):
+            # order, trans, M, N, alpha, A, lda, X, incX, beta, Y, incY
+            gemv = ctypes.CFUNCTYPE(
+                None, c_int, c_int, index, index, real, ptr, index, ptr, index, real, ptr, index
+            )
+            funcs.append(gemv((name, lib)))
+        setter, getter, corename = (getattr(lib, n) for n in names[4:])
         setter.argtypes, setter.restype = [c_int], None
         getter.argtypes, getter.restype = [], c_int
         corename.argtypes, corename.restype = [], ctypes.c_char_p
-        return Blas(funcs[0], funcs[1], setter, getter, corename().decode(), private)
+        return Blas(*funcs, setter, getter, corename().decode(), private)
     return None
 
 

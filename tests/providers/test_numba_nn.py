@@ -194,3 +194,35 @@ def test_matmul_and_gemm() -> None:
         for i in model.graph.input
     }
     run_numba(model, feeds, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(1, 300, 70), (1, 7, 3), (90, 1, 40), (1, 1, 5)])
+@pytest.mark.parametrize("trans_a", [0, 1])
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_matrix_vector_products(m: int, n: int, k: int, trans_a: int, trans_b: int) -> None:
+    """One row or one column (a classifier head at batch 1) goes to BLAS's GEMV, split over
+    threads by output block: every layout of the operands and alpha/beta."""
+    nodes = [
+        oh.make_node(
+            "Gemm", ["a", "b", "c"], ["y"], alpha=0.5, beta=2.0, transA=trans_a, transB=trans_b
+        ),
+        oh.make_node("MatMul", ["a2", "b2"], ["p"]),
+    ]
+    model = make_model(
+        nodes,
+        {
+            "a": (F32, [k, m] if trans_a else [m, k]),
+            "b": (F32, [n, k] if trans_b else [k, n]),
+            "c": (F32, [n]),
+            "a2": (F32, [m, k]),
+            "b2": (F32, [k, n]),
+        },
+        ["y", "p"],
+    )
+    feeds = {
+        i.name: RNG.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(
+            np.float32
+        )
+        for i in model.graph.input
+    }
+    run_numba(model, feeds, rtol=1e-4, atol=1e-4)
