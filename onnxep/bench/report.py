@@ -96,11 +96,16 @@ def _source_revision() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-THREAD_VARIABLES = (
+#: Environment variables that change the numbers: thread counts and BLAS kernel choices.
+TUNING_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
     "NUMBA_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "ONNXEP_OPENBLAS_CORETYPE",
+    "ONNXEP_NUMBA_PRIVATE_BLAS",
 )
 
 
@@ -113,6 +118,42 @@ def _blas() -> str | None:
         return f"{blas['name']} {blas.get('version', '')}".strip()
     except (TypeError, KeyError, AttributeError):  # old numpy: no mode="dicts"
         return None
+
+
+def _openblas_core() -> str | None:
+    """The kernel set numpy's OpenBLAS chose at run time (e.g. Haswell, SkylakeX)."""
+    import ctypes
+
+    import numpy as np
+
+    folder = pathlib.Path(np.__file__).parent.parent / "numpy.libs"
+    for path in sorted(folder.glob("libscipy_openblas*.so*")):
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            return None
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
+            if hasattr(lib, name):
+                getter = getattr(lib, name)
+                getter.restype = ctypes.c_char_p
+                return getter().decode()
+    return None
+
+
+def _numba_blas(available: Sequence[str]) -> str | None:
+    """Which BLAS kernels the numba provider's GEMMs run (its private OpenBLAS copy)."""
+    if "NumbaExecutionProvider" not in available:
+        return None
+    try:
+        from onnxep_numba._openblas import blas
+
+        lib = blas()
+    except Exception:  # a report line, never a failure
+        return None
+    if lib is None:
+        return "numpy's matmul (no OpenBLAS found)"
+    where = "a private single-threaded copy" if lib.private else "numpy's instance at 1 thread"
+    return f"OpenBLAS {lib.core} kernels ({where})"
 
 
 def machine_info(threads: int) -> dict[str, Any]:
@@ -138,7 +179,9 @@ def machine_info(threads: int) -> dict[str, Any]:
         "gpu": _gpu_name(available),
         "onnxep_source": _source_revision(),
         "blas": _blas(),
-        "thread_env": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+        "blas_core": _openblas_core(),
+        "numba_blas": _numba_blas(available),
+        "tuning_env": {k: os.environ[k] for k in TUNING_VARIABLES if k in os.environ},
     }
 
 
@@ -155,7 +198,10 @@ def machine_markdown(info: dict[str, Any]) -> str:
         f"- load average at start (1/5/15 min): {info['load_average']}",
         f"- {info['platform']}, Python {info['python']}"
         + (f"; onnxep from git {info['onnxep_source']}" if info.get("onnxep_source") else ""),
-        f"- numpy's BLAS: {info['blas']}; thread variables: {info['thread_env'] or 'none set'}",
+        f"- numpy's BLAS: {info['blas']}"
+        + (f" ({info['blas_core']} kernels)" if info.get("blas_core") else ""),
+        f"- numba provider's BLAS: {info.get('numba_blas') or 'not used'}",
+        f"- tuning variables: {info.get('tuning_env') or 'none set'}",
         f"- versions: {versions}" + (f" (not installed: {', '.join(missing)})" if missing else ""),
         f"- onnxep providers available: {', '.join(info['providers_available'])}",
     ]
