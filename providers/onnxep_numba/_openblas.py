@@ -7,10 +7,10 @@ settings are this provider's own:
 * ``OPENBLAS_NUM_THREADS=1`` at its load: it never starts a thread pool, so numba's threads
   are the only ones (two pools on the same cores spin against each other), and numpy's
   own OpenBLAS keeps its settings;
-* ``OPENBLAS_CORETYPE=SkylakeX`` when the CPU has AVX-512 but numpy's instance chose an
-  AVX2 kernel set (the bundled 0.3.31 names Zen 5 "Haswell"): GEMMs run about 1.7x
-  faster. A user-set ``OPENBLAS_CORETYPE`` is respected; ``ONNXEP_OPENBLAS_CORETYPE``
-  chooses the kernel set of this copy alone.
+* ``OPENBLAS_CORETYPE=SkylakeX`` when the CPU has AVX-512 but numpy's instance runs an
+  AVX2 kernel set on its own (a CPU its detection does not know): GEMMs run about 1.7x
+  faster. A user-set ``OPENBLAS_CORETYPE`` is respected (it may be there to avoid
+  AVX-512); ``ONNXEP_OPENBLAS_CORETYPE`` chooses the kernel set of this copy alone.
 
 The copy is checked (a small GEMM against numpy) before use. When it cannot be made (or
 ``ONNXEP_NUMBA_PRIVATE_BLAS=0``), numpy's instance is used and its thread count set to 1,
