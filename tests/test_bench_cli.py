@@ -361,3 +361,26 @@ def test_run_time_fallback_is_reported_not_credited(
     cell = next(c for c in doc["ops"]["cells"] if c["runner"] == "onnxep[failingadd]")
     assert cell["error"].startswith("fell back at run time")
     assert "p50_ms" not in cell
+
+
+def test_summary_takes_geometric_means_over_kernel_models_only(model_run: dict) -> None:
+    """tiny_chain counts; add_chain (a per-node overhead chain with a numpy baseline) does not."""
+    text = model_run["md"]
+    summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in summary.splitlines()
+        if line.startswith("| onnxep[") or line.startswith("| ReferenceEvaluator")
+    }
+    assert "onnxep[reference]" in rows and "ReferenceEvaluator" in rows
+    record = next(m for m in model_run["json"]["models"] if m["name"] == "tiny_chain")
+    row = next(r for r in record["results"] if r["runner"] == "onnxep[reference]")
+    cells = [c.strip() for c in rows["onnxep[reference]"].split("|")[1:-1]]
+    assert cells[1] == "1"  # one model: tiny_chain
+    assert cells[2] == f"{row['time_vs_ort']:.2f}x"
+
+
+def test_machine_names_the_blas_kernels_and_tuning_variables(model_run: dict) -> None:
+    machine = model_run["md"].split("## Machine", 1)[1].split("\n## ", 1)[0]
+    assert "- numpy's BLAS: " in machine and "- tuning variables: " in machine
+    assert "tuning_env" in model_run["json"]["machine"]

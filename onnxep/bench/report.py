@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import math
 import os
 import pathlib
 import platform
@@ -272,10 +273,49 @@ def models_markdown(records: Sequence[dict[str, Any]]) -> str:
                 _placement(row),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    lines += _summary_lines(records)
     lines += _overhead_lines(records)
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in dict.fromkeys(notes)]
     return "\n".join(lines)
+
+
+def _geomean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def _summary_lines(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Geometric means per runner over the models it ran (overhead microbenchmarks, the models
+    with a numpy baseline, excluded: they measure dispatch, not kernels)."""
+    ratios: dict[str, list[float]] = {}
+    speedups: dict[str, list[float]] = {}
+    for record in records:
+        if any(row["kind"] == "baseline" for row in record["results"]):
+            continue
+        for row in record["results"]:
+            if row["error"] or row["kind"] not in ("onnxep", "reference_evaluator"):
+                continue
+            if row.get("time_vs_ort"):
+                ratios.setdefault(row["runner"], []).append(row["time_vs_ort"])
+            if row.get("speedup_vs_refeval") and row["kind"] == "onnxep":
+                speedups.setdefault(row["runner"], []).append(row["speedup_vs_refeval"])
+    if not ratios:
+        return []
+    lines = [
+        "",
+        "## Summary (geometric means over the models each runner ran; overhead chains excluded)",
+        "",
+        "| runner | models | time vs ORT | ORT / runner | speed-up vs RefEval |",
+        "|---|---|---|---|---|",
+    ]
+    for runner, values in ratios.items():
+        mean = _geomean(values)
+        refeval = speedups.get(runner)
+        lines.append(
+            f"| {runner} | {len(values)} | {mean:.2f}x | {1 / mean:.2f} | "
+            + (f"{_geomean(refeval):.1f}x |" if refeval else "- |")
+        )
+    return lines
 
 
 def _overhead_lines(records: Sequence[dict[str, Any]]) -> list[str]:
