@@ -19,64 +19,101 @@ __all__ = ["average_pool", "global_average_pool", "global_max_pool", "max_pool"]
 
 
 @jit(parallel=False)
-def _column_counts(ow, w, kw, sw, dw, pw, ew, include_pad):
-    """How many window columns count towards each output column's average."""
-    cols = np.zeros(ow, np.int64)
-    for ox in range(ow):
-        for kj in range(kw):
-            ix = ox * sw - pw + kj * dw
-            if (-pw <= ix < w + ew) if include_pad else (0 <= ix < w):
-                cols[ox] += 1
-    return cols
+def _counts(oh, ow, geo, h, w, include_pad):
+    """How many window cells count towards each output's average (onnxruntime's clipping)."""
+    kh, kw, sh, sw, dh, dw, ph, pw, eh, ew = (
+        geo[0],
+        geo[1],
+        geo[2],
+        geo[3],
+        geo[4],
+        geo[5],
+        geo[6],
+        geo[7],
+        geo[8],
+        geo[9],
+    )
+    counts = np.zeros((oh, ow), np.float64)
+    for oy in range(oh):
+        rows = 0
+        for ki in range(kh):
+            iy = oy * sh - ph + ki * dh
+            if (-ph <= iy < h + eh) if include_pad else (0 <= iy < h):
+                rows += 1
+        for ox in range(ow):
+            cols = 0
+            for kj in range(kw):
+                ix = ox * sw - pw + kj * dw
+                if (-pw <= ix < w + ew) if include_pad else (0 <= ix < w):
+                    cols += 1
+            counts[oy, ox] = rows * cols
+    return counts
+
+
+@jit(parallel=False)
+def _max_into(acc, src, n, off):
+    """acc[i] = max(acc[i], src[off + i]) for i < n; a NaN wins, as in onnxruntime."""
+    for i in range(n):
+        v = src[numba.uint64(off + i)]
+        a = acc[numba.uint64(i)]
+        m = v if v > a else a
+        acc[numba.uint64(i)] = v if v != v else m
+
+
+@jit(parallel=False)
+def _add_into(acc, src, n, off):
+    """acc[i] += src[off + i] for i < n."""
+    for i in range(n):
+        acc[numba.uint64(i)] += src[numba.uint64(off + i)]
 
 
 @jit
-def _pool2d(x, y, is_max, include_pad, geo, proto):
+def _pool2d(x, y, is_max, counts, geo, proto, chunks):
+    """Each plane is copied once into a padded plane (pads hold -inf for max, 0 for sums),
+    split into ``sw`` column phases (``padded[r, iy, j]`` is padded column ``j * sw + r``) so
+    that every window tap reads a contiguous run whatever the stride. With stride 1 each tap is
+    one long loop over the flattened padded plane (the padding columns computed along the way
+    are dropped); otherwise one loop per output row and tap. Planes are split into ``chunks``
+    tasks that reuse their buffers."""
     planes, h, w = x.shape
     oh, ow = y.shape[1], y.shape[2]
-    kh, kw, sh, sw = geo[0], geo[1], geo[2], geo[3]
-    dh, dw, ph, pw, eh, ew = geo[4], geo[5], geo[6], geo[7], geo[8], geo[9]
-    cols = _column_counts(ow, w, kw, sw, dw, pw, ew, include_pad)
-    ncol = (w + sw - 1) // sw
-    for p in numba.prange(planes):
-        # the plane split into ``sw`` column phases: phase[r, iy, j] = x[p, iy, j * sw + r], so
-        # every window tap below reads a contiguous run (vectorised), whatever the stride
-        phase = np.empty((sw, h, ncol), dtype=x.dtype)
-        for iy in range(h):
+    kh, kw, sh, sw, dh, dw, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
+    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
+    wq = (max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1) + sw - 1) // sw  # columns per phase
+    flat = sh == 1 and sw == 1
+    span = (oh - 1) * wq + ow if flat else ow
+    per_chunk = (planes + chunks - 1) // chunks
+    for chunk in numba.prange(chunks):
+        padded = np.empty(sw * hp * wq, x.dtype)
+        padded[:] = -np.inf if is_max else 0.0  # the borders; the interior is overwritten
+        acc = np.empty(span, proto.dtype)  # the input's dtype for max, float64 for sums
+        for p in range(chunk * per_chunk, min(planes, (chunk + 1) * per_chunk)):
             for r in range(sw):
-                for j in range((w - r + sw - 1) // sw):
-                    phase[r, iy, j] = x[p, iy, j * sw + r]
-        for oy in range(oh):
-            acc = np.empty(ow, proto.dtype)  # the input's dtype for max, float64 for sums
-            for ox in range(ow):
-                acc[ox] = -np.inf if is_max else 0.0
-            rows = 0
-            for ki in range(kh):
-                iy = oy * sh - ph + ki * dh
-                if (-ph <= iy < h + eh) if include_pad else (0 <= iy < h):
-                    rows += 1
-                if iy < 0 or iy >= h:
-                    continue
-                for kj in range(kw):
-                    off = kj * dw - pw
-                    lo = max(0, (sw - 1 - off) // sw)
-                    hi = min(ow, (w - 1 - off) // sw + 1)
-                    xr = phase[off % sw, iy]
-                    q = off // sw  # column ox*sw + off is phase (off % sw), index ox + q
-                    for ox in range(lo, hi):
-                        v = xr[numba.uint64(ox + q)]
-                        a = acc[numba.uint64(ox)]
+                j0 = max(0, (pw - r + sw - 1) // sw)  # first phase column inside the plane
+                j1 = min(wq, (w - 1 + pw - r) // sw + 1)
+                for iy in range(h):
+                    row, base = x[p, iy], (r * hp + iy + ph) * wq
+                    for j in range(j0, j1):
+                        padded[numba.uint64(base + j)] = row[numba.uint64(j * sw + r - pw)]
+            for oy in range(1 if flat else oh):
+                acc[:] = -np.inf if is_max else 0.0
+                for ki in range(kh):
+                    for kj in range(kw):
+                        col = kj * dw
+                        off = ((col % sw) * hp + oy * sh + ki * dh) * wq + col // sw
                         if is_max:
-                            acc[numba.uint64(ox)] = v if (v > a or v != v) else a
+                            _max_into(acc, padded, span, off)
                         else:
-                            acc[numba.uint64(ox)] = a + v
-            if is_max:
-                for ox in range(ow):
-                    y[p, oy, ox] = acc[ox]
-            else:
-                for ox in range(ow):
-                    count = rows * cols[ox]
-                    y[p, oy, ox] = acc[ox] / count if count else np.nan
+                            _add_into(acc, padded, span, off)
+                for r in range(oh if flat else 1):
+                    yr, out_y = (y[p, r], r) if flat else (y[p, oy], oy)
+                    start = r * wq if flat else 0
+                    for ox in range(ow):
+                        v = acc[numba.uint64(start + ox)]
+                        if not is_max:
+                            count = counts[out_y, ox]
+                            v = v / count if count else np.nan
+                        yr[numba.uint64(ox)] = v
 
 
 def _pool(x: np.ndarray, is_max: bool, include_pad: bool, attrs: dict) -> np.ndarray:
@@ -104,7 +141,9 @@ def _pool(x: np.ndarray, is_max: bool, include_pad: bool, attrs: dict) -> np.nda
     if y.size:
         geo = np.array([*kernel_shape, sh, sw, dh, dw, ph, pw, eh, ew], np.int64)
         proto = np.empty(0, x.dtype if is_max else np.float64)
-        _pool2d(x.reshape(n * c, h, w), y, is_max, include_pad, geo, proto)
+        counts = _counts(oh, ow, geo, h, w, include_pad) if not is_max else np.ones((0, 0))
+        chunks = min(n * c, 4 * numba.get_num_threads())
+        _pool2d(x.reshape(n * c, h, w), y, is_max, counts, geo, proto, chunks)
     y = y.reshape(n, c, oh, ow)
     return y[:, :, 0, :] if one_d else y
 

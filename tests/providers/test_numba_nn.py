@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from onnx import helper as oh
 
+import onnxep
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from test_numba_ops import F32, RNG, make_model, ort_run, run_numba
 
@@ -62,6 +64,41 @@ def test_pool(op: str, attrs: dict[str, Any]) -> None:
     shape = [2, 3, 11] if attrs.get("kernel_shape") == [3] else [2, 3, 11, 10]
     model = make_model([oh.make_node(op, ["x"], ["y"], **attrs)], {"x": (F32, shape)}, ["y"], 19)
     run_numba(model, {"x": RNG.standard_normal(shape).astype(np.float32)})
+
+
+def _random_pool(rng: np.random.Generator) -> tuple[str, dict[str, Any], list[int]]:
+    op = "MaxPool" if rng.random() < 0.5 else "AveragePool"
+    kernel = [int(k) for k in rng.integers(1, 5, 2)]
+    attrs: dict[str, Any] = {
+        "kernel_shape": kernel,
+        "strides": [int(s) for s in rng.integers(1, 4, 2)],
+        "dilations": [int(d) for d in rng.integers(1, 3, 2)],
+    }
+    if rng.random() < 0.25:  # with dilations or ceil_mode the spec is ambiguous: not mixed
+        attrs["auto_pad"] = "SAME_UPPER" if rng.random() < 0.5 else "SAME_LOWER"
+        attrs["dilations"] = [1, 1]
+    else:
+        attrs["pads"] = [int(min(p, k - 1)) for p, k in zip(rng.integers(0, 3, 4), kernel * 2)]
+        attrs["ceil_mode"] = int(rng.random() < 0.5)
+    if op == "AveragePool":
+        attrs["count_include_pad"] = int(rng.random() < 0.5)
+    shape = [1, int(rng.integers(1, 5)), int(rng.integers(8, 20)), int(rng.integers(8, 20))]
+    return op, attrs, shape
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_pool_random_geometry_matches_reference(seed: int) -> None:
+    """Strides, dilations, pads, ceil_mode, auto_pad and count_include_pad in random mixes,
+    against the reference provider (itself checked by the ONNX conformance cases)."""
+    op, attrs, shape = _random_pool(np.random.default_rng(seed))
+    model = make_model([oh.make_node(op, ["x"], ["y"], **attrs)], {"x": (F32, shape)}, ["y"], 19)
+    x = RNG.standard_normal(shape).astype(np.float32)
+    if seed % 3 == 0:
+        x.reshape(-1)[::13] = np.nan  # a NaN in a window wins a max and spoils a sum
+    expected = onnxep.InferenceSession(model.SerializeToString(), providers=["reference"]).run(
+        None, {"x": x}
+    )
+    run_numba(model, {"x": x}, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_norms_and_softmax() -> None:
