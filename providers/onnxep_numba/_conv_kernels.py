@@ -18,7 +18,13 @@ import numpy as np
 
 from onnxep_numba._jit import jit
 
-__all__ = ["conv_tiles", "depthwise", "epilogue_rows", "im2col_rows"]
+__all__ = [
+    "conv_tiles",
+    "depthwise",
+    "depthwise_channels_last",
+    "epilogue_rows",
+    "im2col_rows",
+]
 
 
 @jit(parallel=False)
@@ -138,52 +144,99 @@ def conv_tiles(gemm, x, w, bias, y, geo, act, alpha, beta):
                     _activate(y[n, m, p0:p1], b, act, alpha, beta)
 
 
+@jit(parallel=False)
+def _tap_into(acc, src, n, off, wv):
+    """acc[i] += wv * src[off + i] for i < n (unsigned indices: no wraparound checks)."""
+    for i in range(n):
+        acc[numba.uint64(i)] += wv * src[numba.uint64(off + i)]
+
+
 @jit
-def depthwise(x, wt, bias, y, mult, geo, act, alpha, beta):
-    """One input channel per output channel: per output plane, the input is copied once into
-    a zero-padded plane, then each filter tap is one long loop over it (stride 1: the output
-    is computed in the padded row width and the valid columns kept), then the epilogue."""
+def depthwise(x, wt, bias, y, mult, geo, act, alpha, beta, chunks):
+    """One input channel per output channel. Each input plane is copied once into a
+    zero-padded plane split into ``sw`` column phases (``padded[r, iy, j]`` is padded column
+    ``j * sw + r``), so every filter tap reads a contiguous run whatever the stride; with
+    stride 1 each tap is one long loop over the flattened plane (the padding columns computed
+    along the way are dropped). Planes are split into chunks that reuse their buffers."""
     n_batch, _, h, w = x.shape
     m_out, oh, ow = y.shape[1], y.shape[2], y.shape[3]
     kh, kw, sh, sw, dh, dw, ph, pw = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
     hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
+    wq = (max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1) + sw - 1) // sw  # columns per phase
+    flat = sh == 1 and sw == 1
+    span = (oh - 1) * wq + ow if flat else ow
+    planes = n_batch * m_out
+    per_chunk = (planes + chunks - 1) // chunks
+    for chunk in numba.prange(chunks):
+        padded = np.zeros(sw * hp * wq, dtype=x.dtype)  # the borders stay zero
+        acc = np.empty(span, dtype=x.dtype)
+        for t in range(chunk * per_chunk, min(planes, (chunk + 1) * per_chunk)):
+            n = t // m_out
+            m = t - n * m_out
+            for r in range(sw):
+                j0 = max(0, (pw - r + sw - 1) // sw)  # first phase column inside the plane
+                j1 = min(wq, (w - 1 + pw - r) // sw + 1)
+                for iy in range(h):
+                    row, base = x[n, m // mult, iy], (r * hp + iy + ph) * wq
+                    for j in range(j0, j1):
+                        padded[numba.uint64(base + j)] = row[numba.uint64(j * sw + r - pw)]
+            b = bias[m] if bias.shape[0] == m_out else y.dtype.type(0)
+            for oy in range(1 if flat else oh):
+                acc[:] = 0
+                for ki in range(kh):
+                    for kj in range(kw):
+                        col = kj * dw
+                        off = ((col % sw) * hp + oy * sh + ki * dh) * wq + col // sw
+                        _tap_into(acc, padded, span, off, wt[m, 0, ki, kj])
+                for r in range(oh if flat else 1):
+                    yr = y[n, m, r] if flat else y[n, m, oy]
+                    start = r * wq if flat else 0
+                    for ox in range(ow):
+                        yr[numba.uint64(ox)] = acc[numba.uint64(start + ox)]
+                    if act != 0 or bias.shape[0] == m_out:
+                        _activate(yr, b, act, alpha, beta)
+
+
+@jit
+def depthwise_channels_last(x, wt, bias, y, geo, act, alpha, beta):
+    """Depthwise conv (one input channel per output channel) for many channels on small
+    planes: the input is copied channels-last into a zero-padded (N, H, W, C) buffer, so each
+    filter tap of each output row is one loop over the channels, contiguous (vectorised)."""
+    n_batch, c, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    kh, kw, sh, sw, dh, dw, ph, pw = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
+    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
     wp = max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
-    span = (oh - 1) * wp + ow
-    for t in numba.prange(n_batch * m_out):
-        n = t // m_out
-        m = t - n * m_out
-        c = m // mult
-        xp = np.zeros((hp, wp), dtype=x.dtype)
-        for iy in range(h):
+    src = np.zeros((n_batch, hp, wp, c), dtype=x.dtype)
+    taps = np.empty((kh, kw, c), dtype=x.dtype)
+    for ki in range(kh):
+        for kj in range(kw):
+            for ch in range(c):
+                taps[ki, kj, ch] = wt[ch, 0, ki, kj]
+    has_bias = bias.shape[0] == c
+    for t in numba.prange(n_batch * h):
+        n, iy = t // h, t % h
+        for ch in range(c):
+            row = x[n, ch, iy]
             for ix in range(w):
-                xp[iy + ph, ix + pw] = x[n, c, iy, ix]
-        flat = xp.reshape(hp * wp)
-        if sh == 1 and sw == 1:
-            acc = np.zeros(span, dtype=x.dtype)
+                src[n, iy + ph, ix + pw, ch] = row[ix]
+    for t in numba.prange(n_batch * oh):
+        n, oy = t // oh, t % oh
+        acc = np.zeros((ow, c), dtype=x.dtype)
+        for ox in range(ow):
+            a = acc[ox]
             for ki in range(kh):
                 for kj in range(kw):
-                    wv = wt[m, 0, ki, kj]
-                    off = ki * dh * wp + kj * dw
-                    for i in range(span):
-                        acc[numba.uint64(i)] += wv * flat[numba.uint64(i + off)]
-            for oy in range(oh):
-                for ox in range(ow):
-                    y[n, m, oy, ox] = acc[oy * wp + ox]
-        else:
-            for oy in range(oh):
-                yr = y[n, m, oy]
-                for ox in range(ow):
-                    yr[ox] = 0
-                for ki in range(kh):
-                    xr = xp[oy * sh + ki * dh]
-                    for kj in range(kw):
-                        wv = wt[m, 0, ki, kj]
-                        for ox in range(ow):
-                            yr[numba.uint64(ox)] += wv * xr[numba.uint64(ox * sw + kj * dw)]
-        b = bias[m] if bias.shape[0] == m_out else y.dtype.type(0)
-        if act != 0 or bias.shape[0] == m_out:
-            for oy in range(oh):
-                _activate(y[n, m, oy], b, act, alpha, beta)
+                    s = src[n, oy * sh + ki * dh, ox * sw + kj * dw]
+                    wv = taps[ki, kj]
+                    for ch in range(c):
+                        a[numba.uint64(ch)] += wv[numba.uint64(ch)] * s[numba.uint64(ch)]
+        for ch in range(c):
+            yr = y[n, ch, oy]
+            for ox in range(ow):
+                yr[ox] = acc[ox, ch]
+            if act != 0 or has_bias:
+                _activate(yr, bias[ch] if has_bias else y.dtype.type(0), act, alpha, beta)
 
 
 @jit

@@ -47,6 +47,44 @@ def test_conv(attrs: dict[str, Any], x_shape: tuple[int, ...], w_shape: tuple[in
     run_numba(model, feeds, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("layout", ["planes", "channels_last"])
+def test_depthwise_conv_random_geometry(seed: int, layout: str) -> None:
+    """Depthwise convs (both kernels: per plane, and channels-last for many channels on small
+    planes) with random kernels, strides, dilations, pads and a fused Relu, against ORT."""
+    rng = np.random.default_rng(seed)
+    k = [int(v) for v in rng.integers(1, 6, 2)]
+    attrs = {
+        "group": 0,
+        "kernel_shape": k,
+        "strides": [int(v) for v in rng.integers(1, 4, 2)],
+        "dilations": [int(v) for v in rng.integers(1, 3, 2)],
+        "pads": [int(rng.integers(0, k[i % 2])) for i in range(4)],
+    }
+    side = int(rng.integers(k[0] * 2 + 4, 24))
+    channels = 64 * side if layout == "channels_last" else int(rng.integers(1, 9))
+    mult = 1 if layout == "channels_last" else int(rng.integers(1, 3))
+    attrs["group"] = channels
+    x_shape = [int(rng.integers(1, 3)), channels, side, side + int(rng.integers(0, 3))]
+    w_shape = [channels * mult, 1, *k]
+    nodes = [
+        oh.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+        oh.make_node("Relu", ["c"], ["y"]),
+    ]
+    model = make_model(
+        nodes,
+        {"x": (F32, x_shape), "w": (F32, w_shape), "b": (F32, [w_shape[0]])},
+        ["y"],
+        opset=13,
+    )
+    feeds = {
+        "x": RNG.standard_normal(x_shape).astype(np.float32),
+        "w": RNG.standard_normal(w_shape).astype(np.float32),
+        "b": RNG.standard_normal(w_shape[0]).astype(np.float32),
+    }
+    run_numba(model, feeds, ort_run(model, feeds), rtol=1e-4, atol=1e-4)
+
+
 POOLS = [
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ("MaxPool", {"kernel_shape": [2, 3], "ceil_mode": 1, "strides": [2, 2]}),
