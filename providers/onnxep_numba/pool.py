@@ -19,34 +19,15 @@ __all__ = ["average_pool", "global_average_pool", "global_max_pool", "max_pool"]
 
 
 @jit(parallel=False)
-def _counts(oh, ow, geo, h, w, include_pad):
-    """How many window cells count towards each output's average (onnxruntime's clipping)."""
-    kh, kw, sh, sw, dh, dw, ph, pw, eh, ew = (
-        geo[0],
-        geo[1],
-        geo[2],
-        geo[3],
-        geo[4],
-        geo[5],
-        geo[6],
-        geo[7],
-        geo[8],
-        geo[9],
-    )
-    counts = np.zeros((oh, ow), np.float64)
-    for oy in range(oh):
-        rows = 0
-        for ki in range(kh):
-            iy = oy * sh - ph + ki * dh
-            if (-ph <= iy < h + eh) if include_pad else (0 <= iy < h):
-                rows += 1
-        for ox in range(ow):
-            cols = 0
-            for kj in range(kw):
-                ix = ox * sw - pw + kj * dw
-                if (-pw <= ix < w + ew) if include_pad else (0 <= ix < w):
-                    cols += 1
-            counts[oy, ox] = rows * cols
+def _taps_inside(n_out, size, k, stride, dil, begin, end, include_pad):
+    """Per output index along one axis: how many window taps count towards its average
+    (inside the input, or inside input and explicit pads: onnxruntime's clipping)."""
+    counts = np.zeros(n_out, np.float64)
+    for o in range(n_out):
+        for t in range(k):
+            i = o * stride - begin + t * dil
+            if (-begin <= i < size + end) if include_pad else (0 <= i < size):
+                counts[o] += 1
     return counts
 
 
@@ -141,7 +122,11 @@ def _pool(x: np.ndarray, is_max: bool, include_pad: bool, attrs: dict) -> np.nda
     if y.size:
         geo = np.array([*kernel_shape, sh, sw, dh, dw, ph, pw, eh, ew], np.int64)
         proto = np.empty(0, x.dtype if is_max else np.float64)
-        counts = _counts(oh, ow, geo, h, w, include_pad) if not is_max else np.ones((0, 0))
+        counts = np.ones((0, 0))
+        if not is_max:
+            k = kernel_shape
+            rows = _taps_inside(oh, h, k[0], sh, dh, ph, eh, include_pad)
+            counts = np.outer(rows, _taps_inside(ow, w, k[1], sw, dw, pw, ew, include_pad))
         chunks = min(n * c, 4 * numba.get_num_threads())
         _pool2d(x.reshape(n * c, h, w), y, is_max, counts, geo, proto, chunks)
     y = y.reshape(n, c, oh, ow)

@@ -30,20 +30,22 @@ CONVS = [
 ]
 
 
-@pytest.mark.parametrize(("attrs", "x_shape", "w_shape"), CONVS)
-def test_conv(attrs: dict[str, Any], x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> None:
-    node = oh.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)
-    model = make_model(
-        [node],
-        {"x": (F32, list(x_shape)), "w": (F32, list(w_shape)), "b": (F32, [w_shape[0]])},
-        ["y"],
-        opset=13,
-    )
+def _conv_model(nodes: list, x_shape: Any, w_shape: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """A model of ``nodes`` reading x, w, b (output y) and random feeds for it."""
+    inputs = {"x": (F32, list(x_shape)), "w": (F32, list(w_shape)), "b": (F32, [w_shape[0]])}
+    model = make_model(nodes, inputs, ["y"], opset=13)
     feeds = {
         "x": RNG.standard_normal(x_shape).astype(np.float32),
         "w": RNG.standard_normal(w_shape).astype(np.float32),
         "b": RNG.standard_normal(w_shape[0]).astype(np.float32),
     }
+    return model, feeds
+
+
+@pytest.mark.parametrize(("attrs", "x_shape", "w_shape"), CONVS)
+def test_conv(attrs: dict[str, Any], x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> None:
+    conv = oh.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)
+    model, feeds = _conv_model([conv], x_shape, w_shape)
     run_numba(model, feeds, rtol=1e-4, atol=1e-4)
 
 
@@ -71,17 +73,7 @@ def test_depthwise_conv_random_geometry(seed: int, layout: str) -> None:
         oh.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
         oh.make_node("Relu", ["c"], ["y"]),
     ]
-    model = make_model(
-        nodes,
-        {"x": (F32, x_shape), "w": (F32, w_shape), "b": (F32, [w_shape[0]])},
-        ["y"],
-        opset=13,
-    )
-    feeds = {
-        "x": RNG.standard_normal(x_shape).astype(np.float32),
-        "w": RNG.standard_normal(w_shape).astype(np.float32),
-        "b": RNG.standard_normal(w_shape[0]).astype(np.float32),
-    }
+    model, feeds = _conv_model(nodes, x_shape, w_shape)
     run_numba(model, feeds, ort_run(model, feeds), rtol=1e-4, atol=1e-4)
 
 
