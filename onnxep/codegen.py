@@ -103,10 +103,11 @@ class Plan:
 class BuildFailure(Exception):
     """A provider failed while compiling or binding a segment."""
 
-    def __init__(self, segment: Segment, error: BaseException) -> None:
+    def __init__(self, segment: Segment, error: BaseException, node: Node | None = None) -> None:
         super().__init__(str(error))
         self.segment = segment
         self.error = error
+        self.node = node  # the node that failed to bind, when one did
 
 
 class Emitter:
@@ -291,7 +292,7 @@ class Emitter:
             fn = provider.bind(info)
             kernel = provider.kernel_for(info)
         except Exception as exc:
-            raise BuildFailure(segment, exc) from exc
+            raise BuildFailure(segment, exc, node) from exc
         host_inputs = kernel.host_inputs if kernel is not None else ()
         args = [
             self._value(x, HOST if i in host_inputs else provider.device, segment)

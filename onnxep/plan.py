@@ -149,7 +149,7 @@ def build_plan(
 
 
 def _not_implemented(failure: BuildFailure) -> Exception:
-    node = failure.segment.nodes[0]
+    node = failure.node or failure.segment.nodes[0]
     error = failure.error
     if isinstance(error, (NotImplemented, EPFail)):
         return error

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, helper
 
 import onnxep
 from tests.graphs import model, node
@@ -82,3 +82,37 @@ def test_dequantize_linear_10_per_tensor():
         None, {"x": x}
     )[0]
     np.testing.assert_array_equal(got, (x.astype(np.float32) - 3) * 0.5)
+
+
+# --- onnxruntime contrib ops (models saved at ORT_ENABLE_EXTENDED) -------------------------
+
+
+def _with_domain(proto: onnx.ModelProto, domain: str) -> onnx.ModelProto:
+    proto.opset_import.append(helper.make_opsetid(domain, 1))
+    return proto
+
+
+@pytest.mark.parametrize("providers", CHAINS, ids=CHAIN_IDS)
+def test_unimplemented_contrib_op_is_named_with_its_domain(providers):
+    # the error used to name the first node of the failing segment (a Relu here) and said
+    # only "unknown domain"
+    lstm = helper.make_node(
+        "DynamicQuantizeLSTM", ["r", "w"], ["y"], name="lstm_quant", domain="com.microsoft"
+    )
+    nodes = [node("Relu", ["x"], ["r"]), lstm]
+    init = {"w": np.ones((1, 4, 4), np.int8)}
+    proto = _with_domain(model(nodes, {"x": [2, 3]}, ["y"], init), "com.microsoft")
+    with pytest.raises(onnxep.errors.NotImplemented) as err:
+        onnxep.InferenceSession(proto.SerializeToString(), providers=providers)
+    message = str(err.value)
+    assert "'lstm_quant'" in message
+    assert "com.microsoft.DynamicQuantizeLSTM" in message
+    assert "ORT_ENABLE_BASIC" in message
+
+
+def test_unknown_domain_names_the_failing_node():
+    custom = helper.make_node("Frob", ["r"], ["y"], name="frob", domain="acme.custom")
+    nodes = [node("Relu", ["x"], ["r"]), node("Relu", ["r"], ["r2"]), custom]
+    proto = _with_domain(model(nodes, {"x": [2, 3]}, ["y"]), "acme.custom")
+    with pytest.raises(onnxep.errors.NotImplemented, match=r"'frob' \(op acme.custom.Frob-1\)"):
+        onnxep.InferenceSession(proto.SerializeToString(), providers=["reference"])

@@ -39,7 +39,15 @@ class ReferenceProvider(Provider):
     def _missing_kernel_reason(self, info: NodeInfo) -> str:
         key = info.node.key
         where = key.domain or "ai.onnx"
-        return f"no implementation of {key.op_type} (domain {where}, opset {key.since_version})"
+        reason = f"no implementation of {key.op_type} (domain {where}, opset {key.since_version})"
+        if key.domain.startswith("com.microsoft"):
+            reason += (
+                "; it is an onnxruntime contrib op, written by onnxruntime's extended graph "
+                "optimisations or its quantization tools: save the optimised model at "
+                "ORT_ENABLE_BASIC (ai.onnx ops only), re-export without those optimisations, "
+                "or quantize in QDQ format"
+            )
+        return reason
 
 
 class _Only(Provider):

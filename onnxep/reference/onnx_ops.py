@@ -73,7 +73,8 @@ def _loadable(key: OpKey, opset: int) -> str | None:
     from onnx.reference.ops import load_op
 
     if key.domain != "":
-        return None  # checked on bind; the ml/preview loaders are cheap to try
+        # checked on bind; the ml/preview loaders are cheap to try
+        return None if key.domain in _LOADERS else f"unknown domain {key.domain!r}"
     try:
         load_op("", key.op_type, opset, evaluator_cls=ReferenceEvaluator)
     except RuntimeContextError:
