@@ -116,3 +116,110 @@ def test_unknown_domain_names_the_failing_node():
     proto = _with_domain(model(nodes, {"x": [2, 3]}, ["y"]), "acme.custom")
     with pytest.raises(onnxep.errors.NotImplemented, match=r"'frob' \(op acme.custom.Frob-1\)"):
         onnxep.InferenceSession(proto.SerializeToString(), providers=["reference"])
+
+
+def _ms(op: str, inputs: list[str], outputs: list[str], **attrs: object) -> onnx.NodeProto:
+    return helper.make_node(op, inputs, outputs, name=outputs[0], domain="com.microsoft", **attrs)
+
+
+def _rand(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+CONTRIB_CASES = {
+    "gelu": ([_ms("Gelu", ["x"], ["y"])], {"x": [2, 8]}, {}),
+    "bias_gelu": ([_ms("BiasGelu", ["x", "b"], ["y"])], {"x": [2, 3, 8]}, {"b": _rand(8)}),
+    "quick_gelu": ([_ms("QuickGelu", ["x"], ["y"])], {"x": [2, 8]}, {}),
+    "quick_gelu_silu": ([_ms("QuickGelu", ["x"], ["y"], alpha=1.0)], {"x": [4, 8]}, {}),
+    "fused_matmul": (
+        [_ms("FusedMatMul", ["x", "w"], ["y"], alpha=0.25, transB=1)],
+        {"x": [2, 3, 4, 8]},
+        {"w": _rand(2, 3, 5, 8)},
+    ),
+    "fused_matmul_trans_a": (
+        [_ms("FusedMatMul", ["x", "w"], ["y"], transA=1)],
+        {"x": [3, 8, 4]},
+        {"w": _rand(8, 6)},
+    ),
+    "fused_gemm_tanh": (
+        [_ms("FusedGemm", ["x", "w", "b"], ["y"], activation="Tanh", transB=1)],
+        {"x": [3, 8]},
+        {"w": _rand(5, 8), "b": _rand(5)},
+    ),
+    "fused_gemm_leaky": (
+        [_ms("FusedGemm", ["x", "w"], ["y"], activation="LeakyRelu", activation_alpha=0.2)],
+        {"x": [3, 8]},
+        {"w": _rand(8, 5)},
+    ),
+    "fused_conv_clip_depthwise": (
+        [
+            _ms(
+                "FusedConv",
+                ["x", "w", "b"],
+                ["y"],
+                activation="Clip",
+                activation_params=[0.0, 6.0],
+                group=4,
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                strides=[2, 2],
+            )
+        ],
+        {"x": [1, 4, 9, 9]},
+        {"w": _rand(4, 1, 3, 3) * 3, "b": _rand(4)},
+    ),
+    "fused_conv_relu_sum": (
+        [_ms("FusedConv", ["x", "w", "", "z"], ["y"], activation="Relu", kernel_shape=[1, 1])],
+        {"x": [2, 3, 4, 4], "z": [2, 5, 4, 4]},
+        {"w": _rand(5, 3, 1, 1)},
+    ),
+    "skip_layer_norm": (
+        [
+            _ms(
+                "SkipLayerNormalization",
+                ["x", "s", "g", "be", "bi"],
+                ["y", "", "", "sum"],
+                epsilon=1e-5,
+            )
+        ],
+        {"x": [2, 3, 8], "s": [2, 3, 8]},
+        {"g": _rand(8), "be": _rand(8), "bi": _rand(8)},
+    ),
+    "skip_layer_norm_plain": (
+        [_ms("SkipLayerNormalization", ["x", "s", "g"], ["y"])],
+        {"x": [2, 3, 8], "s": [2, 3, 8]},
+        {"g": _rand(8)},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTRIB_CASES))
+@pytest.mark.parametrize("providers", [None, ["reference"]], ids=["default", "reference"])
+def test_contrib_op_matches_onnxruntime(providers, case):
+    nodes, inputs, init = CONTRIB_CASES[case]
+    outputs = [o for o in nodes[-1].output if o]
+    proto = _with_domain(model(nodes, inputs, outputs, init), "com.microsoft")
+    feeds = {name: _rand(*shape, seed=i + 1) for i, (name, shape) in enumerate(inputs.items())}
+    _check(proto, feeds, providers, rtol=1e-5, atol=2e-6)
+
+
+def test_contrib_kernel_defaults_match_onnxruntime_schemas():
+    from onnxruntime.capi import _pybind_state
+
+    from onnxep.reference import ReferenceProvider
+    from tests.reference.schema_defaults import _declared, _same
+
+    schemas = {
+        s.name: s for s in _pybind_state.get_all_operator_schema() if s.domain == "com.microsoft"
+    }
+    kernels = [k for k in ReferenceProvider.kernels if k.key.domain == "com.microsoft"]
+    assert len(kernels) >= 7
+    for kernel in kernels:
+        declared, _ = _declared(kernel)
+        for name, attr in schemas[kernel.key.op_type].attributes.items():
+            default = onnx.AttributeProto.FromString(attr._default_value)
+            if default.type == onnx.AttributeProto.UNDEFINED:
+                continue
+            value = helper.get_attribute_value(default)
+            value = value.decode() if isinstance(value, bytes) else value
+            assert _same(value, declared[name]), (kernel.key, name, value, declared[name])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from onnxep.reference import (
+    contrib_ops,  # noqa: F401
     control_flow,  # noqa: F401
     conv_ops,  # noqa: F401
     deprecated_ops,  # noqa: F401

@@ -1,0 +1,196 @@
+"""The small onnxruntime contrib ops (domain ``com.microsoft``) that its optimiser writes.
+
+A model saved by onnxruntime with ``optimized_model_filepath`` at ``ORT_ENABLE_EXTENDED``
+holds fused ops: Gelu, BiasGelu, QuickGelu, FusedMatMul, FusedGemm, FusedConv and
+SkipLayerNormalization are each a few lines of standard ops, implemented here. Source of the
+semantics: onnxruntime's contrib schemas (``docs/ContribOperators.md``, also
+``onnxruntime.capi._pybind_state.get_all_operator_schema()``) and its CPU kernels
+(``onnxruntime/contrib_ops/cpu``, ``core/providers/cpu/fused_activation``); the defaults are
+the schemas' (QuickGelu alpha 1.702, SkipLayerNormalization epsilon 1e-12).
+
+Every other contrib op (Attention, QLinear*, DynamicQuantizeLSTM, ...) is refused with a
+message that names it and suggests saving at ``ORT_ENABLE_BASIC``. onnx has no schema for
+this domain, so these kernels return tuples (see :func:`onnxep.registry.is_multi_output`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxep.graph import NodeInfo
+from onnxep.reference._registry import kernels
+from onnxep.reference.conv_ops import conv
+from onnxep.reference.math_ops import erf_array, sigmoid
+from onnxep.reference.nn_ops import gemm
+
+__all__: list[str] = []
+
+MS = "com.microsoft"
+_ACTIVATIONS = ("", "Relu", "Tanh", "Sigmoid", "LeakyRelu", "HardSigmoid", "Clip")
+
+
+def _activation_check(info: NodeInfo) -> str | None:
+    name = info.attrs.get("activation", "")
+    if name not in _ACTIVATIONS:
+        return f"fused activation {name!r} is not implemented (have {', '.join(_ACTIVATIONS[1:])})"
+    return None
+
+
+def _activate(y: np.ndarray, name: str, params: Sequence[float]) -> np.ndarray:
+    """onnxruntime's fused activation, in place where it can be (``y`` is the op's own output)."""
+    if name == "Relu":
+        return np.maximum(y, 0, out=y)
+    if name == "Tanh":
+        return np.tanh(y, out=y)
+    if name == "Sigmoid":
+        return sigmoid(y)
+    if name == "LeakyRelu":
+        alpha = params[0] if params else 0.01
+        return np.where(y >= 0, y, y * y.dtype.type(alpha))
+    if name == "HardSigmoid":
+        alpha, beta = (params[0], params[1]) if len(params) >= 2 else (0.2, 0.5)
+        return np.clip(y * y.dtype.type(alpha) + y.dtype.type(beta), 0, 1)
+    if name == "Clip":
+        lo, hi = (params[0], params[1]) if len(params) >= 2 else (-np.inf, np.inf)
+        return np.clip(y, y.dtype.type(lo), y.dtype.type(hi), out=y)
+    return y
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1 + erf_array(x * x.dtype.type(1.0 / math.sqrt(2.0))))
+
+
+@kernels.register("Gelu", versions=(1,), domain=MS)
+def ms_gelu(X: Any) -> tuple[Any]:
+    """x * Phi(x) with the exact erf (com.microsoft.Gelu has no tanh variant)."""
+    return (_gelu(np.asarray(X)),)
+
+
+@kernels.register("BiasGelu", versions=(1,), domain=MS)
+def bias_gelu(A: Any, B: Any) -> tuple[Any]:
+    """Gelu(A + B), B a bias broadcast along the last dim."""
+    return (_gelu(np.asarray(A) + np.asarray(B)),)
+
+
+@kernels.register("QuickGelu", versions=(1,), domain=MS)
+def quick_gelu(X: Any, *, alpha: float = 1.7020000219345093) -> tuple[Any]:
+    """x * Sigmoid(alpha * x) (a SiLU when alpha is 1)."""
+    x = np.asarray(X)
+    return (x * sigmoid(x * x.dtype.type(alpha)),)
+
+
+def _no_batch_transpose(info: NodeInfo) -> str | None:
+    if info.attrs.get("transBatchA", 0) or info.attrs.get("transBatchB", 0):
+        return "transBatchA/transBatchB are not implemented"
+    return None
+
+
+def _last2(x: np.ndarray) -> np.ndarray:
+    return np.swapaxes(x, -1, -2)
+
+
+@kernels.register("FusedMatMul", versions=(1,), domain=MS, check=_no_batch_transpose)
+def fused_matmul(
+    A: Any,
+    B: Any,
+    *,
+    alpha: float = 1.0,
+    transA: int = 0,
+    transB: int = 0,
+    transBatchA: int = 0,
+    transBatchB: int = 0,
+) -> tuple[Any]:
+    """alpha * matmul(A', B'), each operand transposed on its last two dims when asked."""
+    a, b = np.asarray(A), np.asarray(B)
+    dtype = a.dtype
+    if dtype == np.float16:
+        a, b = a.astype(np.float32), b.astype(np.float32)
+    y = np.matmul(_last2(a) if transA else a, _last2(b) if transB else b)
+    if alpha != 1.0:
+        y *= y.dtype.type(alpha)
+    return (y.astype(dtype, copy=False),)
+
+
+@kernels.register("FusedGemm", versions=(1,), domain=MS, check=_activation_check)
+def fused_gemm(
+    A: Any,
+    B: Any,
+    C: Any = None,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    transA: int = 0,
+    transB: int = 0,
+    activation: str = "",
+    activation_alpha: float | None = None,
+    activation_beta: float | None = None,
+    activation_gamma: float | None = None,
+) -> tuple[Any]:
+    """Gemm, then the fused activation (LeakyRelu/HardSigmoid read activation_alpha/_beta)."""
+    y = gemm(A, B, C, alpha=alpha, beta=beta, transA=transA, transB=transB)
+    if activation == "LeakyRelu":
+        params: tuple[float, ...] = (0.01 if activation_alpha is None else activation_alpha,)
+    else:  # HardSigmoid's defaults when the attributes are left unset
+        params = (
+            0.2 if activation_alpha is None else activation_alpha,
+            0.5 if activation_beta is None else activation_beta,
+        )
+    return (_activate(np.asarray(y), activation, params),)
+
+
+@kernels.register("FusedConv", versions=(1,), domain=MS, check=_activation_check)
+def fused_conv(
+    X: Any,
+    W: Any,
+    B: Any = None,
+    Z: Any = None,
+    *,
+    activation: str = "",
+    activation_params: Sequence[float] = (),
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+) -> tuple[Any]:
+    """activation(Conv(X, W, B) + Z): onnxruntime's Conv with a fused sum and activation."""
+    y = conv(
+        X, W, B, auto_pad=auto_pad, dilations=dilations, group=group,
+        kernel_shape=kernel_shape, pads=pads, strides=strides,
+    )  # fmt: skip
+    if Z is not None:
+        y += np.asarray(Z)
+    return (_activate(y, activation, tuple(activation_params)),)
+
+
+@kernels.register("SkipLayerNormalization", versions=(1,), domain=MS)
+def skip_layer_norm(
+    input: Any,
+    skip: Any,
+    gamma: Any,
+    beta: Any = None,
+    bias: Any = None,
+    *,
+    epsilon: float = 9.999999960041972e-13,
+) -> tuple[Any, Any, Any, Any]:
+    """LayerNorm(input + skip + bias) * gamma + beta over the last dim (float32 inside).
+
+    Outputs: the result, the mean and 1/std (keepdims, float32) and input + skip + bias.
+    """
+    x = np.asarray(input)
+    total = x + np.asarray(skip)
+    if bias is not None:
+        total = total + np.asarray(bias)
+    wide = total.astype(np.float32)
+    mean = wide.mean(axis=-1, keepdims=True)
+    centered = wide - mean
+    inv_std = 1.0 / np.sqrt(np.mean(np.square(centered), axis=-1, keepdims=True) + epsilon)
+    y = centered * inv_std * np.asarray(gamma, np.float32)
+    if beta is not None:
+        y += np.asarray(beta, np.float32)
+    return y.astype(x.dtype, copy=False), mean, inv_std, total
