@@ -35,7 +35,10 @@ class RecoveringPlan:
 
     When a segment of any provider but the last raises, it warns (naming the provider and
     the error), rebuilds the plan without that provider for those nodes and runs again; the
-    result is still right. An error of the last provider propagates to the caller.
+    result is still right. An error of the last provider propagates to the caller. A rebuild
+    is kept only when the run then succeeds: when the next provider fails too, the input was
+    at fault (a size the model cannot take, say), and the next run starts from the plan that
+    this one started from, its providers intact.
     """
 
     def __init__(
@@ -47,18 +50,23 @@ class RecoveringPlan:
         self.where = where  # "" for a model, " of a control-flow body" for a body
         self.excluded: dict[int, set[str]] = {}
         self.plan = build_plan(graph, providers, profiler=profiler)
+        self.failed: Plan | None = None  # the plan the last failed run ended in
 
     def run(self, *args: Any) -> tuple[Any, ...]:
         """Run, falling back as often as providers fail."""
+        start, excluded = self.plan, {k: set(v) for k, v in self.excluded.items()}
         while True:
             plan = self.plan
             try:
                 return plan.run(*args)
-            except OnnxepError:
-                raise
             except Exception as exc:
-                if not self._fall_back(plan, exc):
+                if isinstance(exc, OnnxepError) or not self._fall_back(plan, exc):
+                    self.failed, self.plan, self.excluded = plan, start, excluded
                     raise
+
+    def failing_step(self, exc: BaseException) -> StepInfo | None:
+        """The step the last failed run was executing when ``exc`` was raised."""
+        return self.failed.failing_step(exc) if self.failed is not None else None
 
     def _fall_back(self, plan: Plan, exc: Exception) -> bool:
         step = plan.failing_step(exc)

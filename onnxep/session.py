@@ -220,7 +220,7 @@ class InferenceSession:
         except OnnxepError:
             raise
         except Exception as exc:  # the last provider failed: name the node
-            step = self._plan.failing_step(exc)
+            step = self._runner.failing_step(exc)
             node = step.node if step is not None else None
             where = f"node {node.label!r} ({node.op_type})" if node else "the model"
             raise Fail(

@@ -363,3 +363,24 @@ def test_declines_by_earlier_providers_are_reported():
     assert "m (Mul-14) -> FakeDeviceExecutionProvider" in str(session.explain())
     x = _x(2, 3)
     np.testing.assert_allclose(session.run(None, {"x": x})[0], expected_mixed(x), rtol=1e-6)
+
+
+def test_input_that_fails_on_every_provider_keeps_the_plan():
+    """A feed the model cannot take fails on the device and again on the reference path:
+    the error reaches the caller, and the next (valid) run still uses the device."""
+    m = model(
+        [node("Relu", ["x"], ["r"]), node("Reshape", ["r", "shape"], ["y"])],
+        {"x": ["n"]},
+        ["y"],
+        {"shape": np.array([2, 3], np.int64)},
+    )
+    session = onnxep.InferenceSession(m, providers=[FAKE])
+    assert session.assignment("y") == FAKE
+    with (
+        pytest.warns(RuntimeWarning, match="failed while running"),
+        pytest.raises(onnxep.Fail, match=r"node 'y' \(Reshape\).*cannot reshape"),
+    ):
+        session.run(None, {"x": _x(7)})
+    assert session.assignment("y") == FAKE
+    (y,) = session.run(None, {"x": _x(6)})
+    np.testing.assert_allclose(y, np.maximum(_x(6), 0).reshape(2, 3))
