@@ -21,6 +21,7 @@ import onnx.shape_inference
 from google.protobuf.descriptor import FieldDescriptor
 from onnx import external_data_helper
 
+from onnxep.contrib_types import annotate_contrib_outputs
 from onnxep.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
 
 __all__ = ["load_model"]
@@ -218,10 +219,16 @@ def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
-    except (onnx.shape_inference.InferenceError, RuntimeError, ValueError):
-        return model  # types then come from the declarations and from run time
+    inferred = model
+    for _ in range(1 + sum(n.domain == "com.microsoft" for n in model.graph.node)):
+        try:
+            inferred = onnx.shape_inference.infer_shapes(
+                inferred, check_type=False, strict_mode=False
+            )
+        except (onnx.shape_inference.InferenceError, RuntimeError, ValueError):
+            break  # types then come from the declarations and from run time
+        if not annotate_contrib_outputs(inferred.graph):  # typed: infer again past them
+            break
     _forget_invented_symbols(inferred.graph, _symbols(model.graph))
     return inferred
 

@@ -223,3 +223,29 @@ def test_contrib_kernel_defaults_match_onnxruntime_schemas():
             value = helper.get_attribute_value(default)
             value = value.decode() if isinstance(value, bytes) else value
             assert _same(value, declared[name]), (kernel.key, name, value, declared[name])
+
+
+@pytest.mark.parametrize("provider", ["NumbaExecutionProvider", "CppExecutionProvider"])
+def test_nodes_after_contrib_ops_are_typed_and_claimed(provider):
+    """onnx's shape inference knows no com.microsoft op: without the contrib output types,
+    everything after an ORT-fused op was untyped and only the reference path would take it."""
+    if provider not in onnxep.get_available_providers():
+        pytest.skip(f"{provider} is not available here (see `onnxep providers`)")
+    nodes = [
+        _ms("SkipLayerNormalization", ["x", "s", "g"], ["ln"]),
+        node("MatMul", ["ln", "w"], ["mm"]),
+        _ms("FusedMatMul", ["mm", "w2"], ["fm"], transB=1),
+        _ms("Gelu", ["fm"], ["ge"]),
+        node("Relu", ["ge"], ["y"]),
+    ]
+    init = {"g": _rand(8), "w": _rand(8, 8, seed=2), "w2": _rand(6, 8, seed=3)}
+    inputs = {"x": ["b", 3, 8], "s": ["b", 3, 8]}
+    proto = _with_domain(model(nodes, inputs, ["y"], init), "com.microsoft")
+    session = onnxep.InferenceSession(proto.SerializeToString(), providers=[provider])
+    graph = session.plan.partition.graph
+    for name in ("ln", "fm", "ge", "y"):
+        assert graph.type_of(name).dtype == np.float32 and graph.type_of(name).rank == 3
+    assert session.assignment("mm") == provider, str(session.explain())
+    assert session.assignment("y") == provider, str(session.explain())
+    feeds = {"x": _rand(2, 3, 8, seed=4), "s": _rand(2, 3, 8, seed=5)}
+    _check(proto, feeds, [provider], rtol=1e-4, atol=1e-5)

@@ -1,0 +1,119 @@
+"""Output types of the onnxruntime contrib ops onnxep runs, for shape inference.
+
+onnx has no schemas for the ``com.microsoft`` domain, so its shape inference leaves the
+outputs of an onnxruntime-fused op (a model saved at ``ORT_ENABLE_EXTENDED``) untyped, and
+every node after them too; providers that check dtypes and ranks then decline them all. The
+rules below give those outputs the element type (and the shape or rank where it follows from
+the inputs) that onnxruntime's contrib schemas give; the loader writes them as ``value_info``
+and runs onnx's shape inference again, which carries them on downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import onnx
+
+__all__ = ["annotate_contrib_outputs"]
+
+DOMAIN = "com.microsoft"
+FLOAT = onnx.TensorProto.FLOAT
+
+# an output: (element type, dims) where dims is None (rank unknown), a rank, or the TypeProto
+# of an input whose shape it has
+Output = tuple[int, "int | onnx.TypeProto | None"]
+Rule = Callable[[onnx.NodeProto, list["onnx.TypeProto | None"]], "list[Output] | None"]
+
+
+def _like_first(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+    """Elementwise ops: the first input's type and shape."""
+    first = types[0]
+    return [(first.tensor_type.elem_type, first)] if first is not None else None
+
+
+def _same_rank(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+    """FusedConv: the input's type and rank (spatial dims depend on the geometry)."""
+    first = types[0]
+    if first is None:
+        return None
+    return [(first.tensor_type.elem_type, _rank(first))]
+
+
+def _matrix(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+    """FusedGemm: a matrix of the first input's type."""
+    first = types[0]
+    return [(first.tensor_type.elem_type, 2)] if first is not None else None
+
+
+def _matmul(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+    """FusedMatMul: numpy matmul's rank (the larger of two ranks of at least 2)."""
+    a, b = types[0], types[1] if len(types) > 1 else None
+    if a is None:
+        return None
+    ranks = (_rank(a), _rank(b) if b is not None else None)
+    rank = max(ranks) if None not in ranks and min(ranks) >= 2 else None  # type: ignore[type-var]
+    return [(a.tensor_type.elem_type, rank)]
+
+
+def _skip_layer_norm(
+    node: onnx.NodeProto, types: list[onnx.TypeProto | None]
+) -> list[Output] | None:
+    """The normalised sum and the sum itself like the input; mean and 1/std float32."""
+    first = types[0]
+    if first is None:
+        return None
+    elem = first.tensor_type.elem_type
+    return [(elem, first), (FLOAT, _rank(first)), (FLOAT, _rank(first)), (elem, first)]
+
+
+RULES: dict[str, Rule] = {
+    "Gelu": _like_first,
+    "BiasGelu": _like_first,
+    "QuickGelu": _like_first,
+    "FusedConv": _same_rank,
+    "FusedGemm": _matrix,
+    "FusedMatMul": _matmul,
+    "SkipLayerNormalization": _skip_layer_norm,
+}
+
+
+def _rank(t: onnx.TypeProto) -> int | None:
+    tensor = t.tensor_type
+    return len(tensor.shape.dim) if tensor.HasField("shape") else None
+
+
+def annotate_contrib_outputs(graph: onnx.GraphProto) -> bool:
+    """Add ``value_info`` for untyped outputs of known contrib ops whose inputs are typed;
+    whether anything was added."""
+    typed = {v.name: v.type for v in (*graph.input, *graph.value_info, *graph.output)}
+    typed.update(
+        {t.name: onnx.helper.make_tensor_type_proto(t.data_type, t.dims) for t in graph.initializer}
+    )
+    added = False
+    for node in graph.node:
+        rule = RULES.get(node.op_type) if node.domain == DOMAIN else None
+        if rule is None or all(not o or _known(typed.get(o)) for o in node.output):
+            continue
+        outputs = rule(node, [typed.get(x) if x else None for x in node.input])
+        for name, (elem, dims) in zip(node.output, outputs or ()):
+            if not name or _known(typed.get(name)):
+                continue
+            info = _value_info(name, elem, dims)
+            graph.value_info.append(info)
+            typed[name] = info.type
+            added = True
+    return added
+
+
+def _known(t: onnx.TypeProto | None) -> bool:
+    return t is not None and t.HasField("tensor_type") and t.tensor_type.elem_type != 0
+
+
+def _value_info(name: str, elem: int, dims: int | onnx.TypeProto | None) -> onnx.ValueInfoProto:
+    if isinstance(dims, onnx.TypeProto):
+        info = onnx.helper.make_tensor_value_info(name, elem, None)
+        if dims.tensor_type.HasField("shape"):
+            info.type.tensor_type.shape.CopyFrom(dims.tensor_type.shape)
+        return info
+    shape = None if dims is None else [None] * dims
+    return onnx.helper.make_tensor_value_info(name, elem, shape)
