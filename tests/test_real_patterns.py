@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from graphs import model, node
 from onnx import TensorProto, helper
 
 import onnxep
-from tests.graphs import model, node
 
 ort = pytest.importorskip("onnxruntime", reason="the patterns are compared with onnxruntime")
 
