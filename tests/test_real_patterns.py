@@ -205,9 +205,9 @@ def test_contrib_op_matches_onnxruntime(providers, case):
 
 def test_contrib_kernel_defaults_match_onnxruntime_schemas():
     from onnxruntime.capi import _pybind_state
+    from reference.schema_defaults import _declared, _same
 
     from onnxep.reference import ReferenceProvider
-    from tests.reference.schema_defaults import _declared, _same
 
     schemas = {
         s.name: s for s in _pybind_state.get_all_operator_schema() if s.domain == "com.microsoft"
