@@ -105,10 +105,11 @@ def _refolded_inputs(head: Node, names: tuple[str, ...]) -> tuple[str, ...]:
     return (head.inputs[0], *names, *head.inputs[3:5])  # new scale and bias, same statistics
 
 
-def _weight_and_bias(conv: Node, constants: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    weight = constants[conv.inputs[1]]
-    has_bias = len(conv.inputs) > 2 and conv.inputs[2]
-    bias = constants[conv.inputs[2]] if has_bias else np.zeros(weight.shape[0])
+def _weight_and_bias(head: Node, constants: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A Conv's weight and bias, or a BatchNormalization's scale and bias (inputs 1 and 2)."""
+    weight = constants[head.inputs[1]]
+    has_bias = len(head.inputs) > 2 and head.inputs[2]
+    bias = constants[head.inputs[2]] if has_bias else np.zeros(weight.shape[0])
     return weight.astype(np.float64), np.asarray(bias, np.float64)
 
 
@@ -164,9 +165,6 @@ def _fold_mul(head: Node, mul: Node, constants: dict[str, Any], graph: Graph) ->
     factor = _channel_operand(head, mul, constants, graph)
     if factor is None:
         return None
-    if head.op_type == "BatchNormalization":
-        scale, bias = (np.asarray(constants[x], np.float64) for x in head.inputs[1:3])
-        return _finish(scale * factor, bias * factor, constants[head.inputs[1]].dtype)
     weight, bias = _weight_and_bias(head, constants)
     return _finish(_scaled(weight, factor), bias * factor, constants[head.inputs[1]].dtype)
 
@@ -175,9 +173,6 @@ def _fold_add(head: Node, add: Node, constants: dict[str, Any], graph: Graph) ->
     shift = _channel_operand(head, add, constants, graph)
     if shift is None:
         return None
-    if head.op_type == "BatchNormalization":
-        scale, bias = (np.asarray(constants[x], np.float64) for x in head.inputs[1:3])
-        return _finish(scale, bias + shift, constants[head.inputs[1]].dtype)
     weight, bias = _weight_and_bias(head, constants)
     return _finish(weight, bias + shift, constants[head.inputs[1]].dtype)
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
+from onnxep.reference._clamp import clamp
 from onnxep.reference._registry import kernels
 from onnxep.reference.conv_ops import conv
 from onnxep.reference.math_ops import erf_array, sigmoid
@@ -41,9 +42,9 @@ def _activation_check(info: NodeInfo) -> str | None:
 
 
 def _activate(y: np.ndarray, name: str, params: Sequence[float]) -> np.ndarray:
-    """onnxruntime's fused activation, in place where it can be (``y`` is the op's own output)."""
+    """onnxruntime's fused activation of ``y`` (Tanh in place: ``y`` is the op's own output)."""
     if name == "Relu":
-        return np.maximum(y, 0, out=y)
+        return clamp(y, y.dtype.type(0))
     if name == "Tanh":
         return np.tanh(y, out=y)
     if name == "Sigmoid":
@@ -56,7 +57,7 @@ def _activate(y: np.ndarray, name: str, params: Sequence[float]) -> np.ndarray:
         return np.clip(y * y.dtype.type(alpha) + y.dtype.type(beta), 0, 1)
     if name == "Clip":
         lo, hi = (params[0], params[1]) if len(params) >= 2 else (-np.inf, np.inf)
-        return np.clip(y, y.dtype.type(lo), y.dtype.type(hi), out=y)
+        return clamp(y, y.dtype.type(lo), y.dtype.type(hi))
     return y
 
 
