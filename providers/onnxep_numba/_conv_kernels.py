@@ -20,6 +20,7 @@ from onnxep_numba._jit import jit
 
 __all__ = [
     "conv_tiles",
+    "copy_phased",
     "depthwise",
     "depthwise_channels_last",
     "epilogue_rows",
@@ -145,6 +146,21 @@ def conv_tiles(gemm, x, w, bias, y, geo, act, alpha, beta):
 
 
 @jit(parallel=False)
+def copy_phased(padded, plane, sw, hp, wq, ph, pw):
+    """``plane`` (h, w) into the interior of a flat padded plane split into ``sw`` column
+    phases of ``hp`` rows and ``wq`` columns: padded column ``j * sw + r`` is at
+    ``[r, iy, j]``, so a window tap with stride ``sw`` reads a contiguous run."""
+    h, w = plane.shape
+    for r in range(sw):
+        j0 = max(0, (pw - r + sw - 1) // sw)  # first phase column inside the plane
+        j1 = min(wq, (w - 1 + pw - r) // sw + 1)
+        for iy in range(h):
+            row, base = plane[iy], (r * hp + iy + ph) * wq
+            for j in range(j0, j1):
+                padded[numba.uint64(base + j)] = row[numba.uint64(j * sw + r - pw)]
+
+
+@jit(parallel=False)
 def _tap_into(acc, src, n, off, wv):
     """acc[i] += wv * src[off + i] for i < n (unsigned indices: no wraparound checks)."""
     for i in range(n):
@@ -173,13 +189,7 @@ def depthwise(x, wt, bias, y, mult, geo, act, alpha, beta, chunks):
         for t in range(chunk * per_chunk, min(planes, (chunk + 1) * per_chunk)):
             n = t // m_out
             m = t - n * m_out
-            for r in range(sw):
-                j0 = max(0, (pw - r + sw - 1) // sw)  # first phase column inside the plane
-                j1 = min(wq, (w - 1 + pw - r) // sw + 1)
-                for iy in range(h):
-                    row, base = x[n, m // mult, iy], (r * hp + iy + ph) * wq
-                    for j in range(j0, j1):
-                        padded[numba.uint64(base + j)] = row[numba.uint64(j * sw + r - pw)]
+            copy_phased(padded, x[n, m // mult], sw, hp, wq, ph, pw)
             b = bias[m] if bias.shape[0] == m_out else y.dtype.type(0)
             for oy in range(1 if flat else oh):
                 acc[:] = 0

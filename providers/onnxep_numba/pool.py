@@ -11,6 +11,7 @@ import numba
 import numpy as np
 
 from onnxep.graph import NodeInfo
+from onnxep_numba._conv_kernels import copy_phased
 from onnxep_numba._jit import jit
 from onnxep_numba._registry import FLOATS, all_checks, check_static_rank, kernels, only_outputs
 from onnxep_numba.conv import conv_geometry
@@ -69,13 +70,7 @@ def _pool2d(x, y, is_max, counts, geo, proto, chunks):
         padded[:] = -np.inf if is_max else 0.0  # the borders; the interior is overwritten
         acc = np.empty(span, proto.dtype)  # the input's dtype for max, float64 for sums
         for p in range(chunk * per_chunk, min(planes, (chunk + 1) * per_chunk)):
-            for r in range(sw):
-                j0 = max(0, (pw - r + sw - 1) // sw)  # first phase column inside the plane
-                j1 = min(wq, (w - 1 + pw - r) // sw + 1)
-                for iy in range(h):
-                    row, base = x[p, iy], (r * hp + iy + ph) * wq
-                    for j in range(j0, j1):
-                        padded[numba.uint64(base + j)] = row[numba.uint64(j * sw + r - pw)]
+            copy_phased(padded, x[p], sw, hp, wq, ph, pw)
             for oy in range(1 if flat else oh):
                 acc[:] = -np.inf if is_max else 0.0
                 for ki in range(kh):
