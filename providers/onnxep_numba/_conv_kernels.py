@@ -25,6 +25,7 @@ __all__ = [
     "depthwise_channels_last",
     "epilogue_rows",
     "im2col_rows",
+    "pad_planes",
 ]
 
 
@@ -59,48 +60,60 @@ def _activate(row, b, act, alpha, beta):
 
 @jit(parallel=False)
 def im2col_rows(x, cols, geo, c0, p0, p1):
-    """Columns of output positions ``p0..p1`` for input channels ``c0..`` into ``cols``."""
-    kh, kw, sh, sw, dh, dw, ph, pw, ow = (
-        geo[1],
-        geo[2],
-        geo[3],
-        geo[4],
-        geo[5],
-        geo[6],
-        geo[7],
-        geo[8],
-        geo[10],
-    )
+    """Columns of output positions ``p0..p1`` for input channels ``c0..`` into ``cols``.
+
+    ``x`` (C, H, W) is already padded (see :func:`pad_planes`): every window read is inside
+    it, so each (row, output row) pair is one bounds-free copy.
+    """
+    kh, kw, sh, sw, dh, dw, ow = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[10]
     h, w = x.shape[1], x.shape[2]
-    k = cols.shape[0]
-    zero = cols.dtype.type(0)
+    flat = x.reshape(-1)
+    k, width = cols.shape
+    out = cols.reshape(-1)
+    oy0 = p0 // ow
     for r in range(k):
         c = c0 + r // (kh * kw)
         ki = (r // kw) % kh
         kj = r % kw
-        off = kj * dw - pw
-        lo_all = max(0, (sw - 1 - off) // sw)  # first ox reading inside the row
-        hi_all = (w - 1 - off) // sw + 1
-        p = p0
-        while p < p1:
-            oy = p // ow
-            ox0 = p - oy * ow
-            ox1 = min(ow, ox0 + p1 - p)
-            dst = cols[r, p - p0 : p - p0 + ox1 - ox0]
-            iy = oy * sh - ph + ki * dh
-            if iy < 0 or iy >= h:
-                dst[:] = zero
+        base = (c * h + ki * dh) * w + kj * dw
+        dst = r * width
+        oy, ox, q = oy0, p0 - oy0 * ow, 0
+        while q < p1 - p0:
+            run = min(ow - ox, p1 - p0 - q)
+            src = base + oy * sh * w + ox * sw
+            if sw == 1:
+                for i in range(run):
+                    out[numba.uint64(dst + q + i)] = flat[numba.uint64(src + i)]
             else:
-                src = x[c, iy]
-                lo = min(max(lo_all, ox0), ox1)
-                hi = max(min(hi_all, ox1), lo)
-                for ox in range(ox0, lo):
-                    dst[ox - ox0] = zero
-                for ox in range(lo, hi):
-                    dst[numba.uint64(ox - ox0)] = src[numba.uint64(ox * sw + off)]
-                for ox in range(hi, ox1):
-                    dst[ox - ox0] = zero
-            p += ox1 - ox0
+                for i in range(run):
+                    out[numba.uint64(dst + q + i)] = flat[numba.uint64(src + i * sw)]
+            q += run
+            oy += 1
+            ox = 0
+
+
+@jit
+def pad_planes(x, xp, ph, pw):
+    """``x`` (N, C, H, W) into the interior of ``xp`` (N, C, Hp, Wp), zeros around it."""
+    n_batch, c_in, h, w = x.shape
+    hp, wp = xp.shape[2], xp.shape[3]
+    zero = xp.dtype.type(0)
+    for t in numba.prange(n_batch * c_in):
+        n = t // c_in
+        c = t - n * c_in
+        src, dst = x[n, c], xp[n, c]
+        for iy in range(hp):
+            row = dst[iy]
+            sy = iy - ph
+            if sy < 0 or sy >= h:
+                row[:] = zero
+            else:
+                for j in range(pw):
+                    row[j] = zero
+                for j in range(w):
+                    row[numba.uint64(pw + j)] = src[sy, numba.uint64(j)]
+                for j in range(pw + w, wp):
+                    row[j] = zero
 
 
 @jit

@@ -24,6 +24,7 @@ from onnxep_numba._conv_kernels import (
     depthwise_channels_last,
     epilogue_rows,
     im2col_rows,
+    pad_planes,
 )
 from onnxep_numba._openblas import blas
 from onnxep_numba._registry import FLOATS, all_checks, check_static_rank, contiguous, kernels
@@ -132,6 +133,7 @@ def _gemm_conv(
     direct = geo[1:9] == [1, 1, 1, 1, 1, 1, 0, 0] and (oh, ow) == (h, wd)
     lib = blas()
     y3 = y.reshape(n_batch, m_out, p_all)
+    x = _padded(x, geo)
     if lib is None:
         cols = np.empty((n_batch, k * group, p_all), x.dtype)
         full = np.array([*geo, p_all, 1, 0], np.int64)
@@ -151,6 +153,21 @@ def _gemm_conv(
     full = np.array([*geo, tile, m_blocks, int(direct)], np.int64)
     gemm = lib.sgemm if x.dtype == np.float32 else lib.dgemm
     conv_tiles(gemm, x, w, bias, y3, full, *act)
+
+
+def _padded(x: np.ndarray, geo: list[int]) -> np.ndarray:
+    """``x`` with the zero border every window reads (``x`` itself when none is read);
+    ``geo``'s pads then count from the padded origin (set to 0)."""
+    _, _, h, wd = x.shape
+    kh, kw, sh, sw, dh, dw, ph, pw, oh, ow = geo[1:11]
+    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(wd + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
+    geo[7:9] = [0, 0]
+    if (hp, wp) == (h, wd):
+        return x
+    xp = np.empty((*x.shape[:2], hp, wp), x.dtype)
+    pad_planes(x, xp, ph, pw)
+    return xp
 
 
 def _conv_check(info: NodeInfo) -> str | None:

@@ -49,6 +49,31 @@ def test_conv(attrs: dict[str, Any], x_shape: tuple[int, ...], w_shape: tuple[in
     run_numba(model, feeds, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(16))
+def test_gemm_conv_random_geometry(seed: int) -> None:
+    """im2col + GEMM convs with random groups, kernels, strides, dilations and uneven pads
+    (the padded copy and the tile split across threads, which can start mid-row), against
+    ORT."""
+    rng = np.random.default_rng(100 + seed)
+    k = [int(v) for v in rng.integers(1, 6, 2)]
+    group = int(rng.choice([1, 1, 2, 3]))
+    attrs = {
+        "group": group,
+        "strides": [int(v) for v in rng.integers(1, 4, 2)],
+        "dilations": [int(v) for v in rng.integers(1, 3, 2)],
+        "pads": [int(rng.integers(0, k[i % 2] + 1)) for i in range(4)],
+    }
+    side = int(rng.integers(k[0] * 2 + 3, 40))
+    x_shape = [int(rng.integers(1, 3)), group * int(rng.integers(1, 9)), side, side + 3]
+    w_shape = [group * int(rng.integers(1, 7)), x_shape[1] // group, *k]
+    nodes = [
+        oh.make_node("Conv", ["x", "w", "b"], ["c"], **attrs),
+        oh.make_node("Relu", ["c"], ["y"]),
+    ]
+    model, feeds = _conv_model(nodes, x_shape, w_shape)
+    run_numba(model, feeds, ort_run(model, feeds), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize("layout", ["planes", "channels_last"])
 def test_depthwise_conv_random_geometry(seed: int, layout: str) -> None:
