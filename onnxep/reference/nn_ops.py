@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference._common import FLOATS, all_checks, factory, fresh, input_dtypes
+from onnxep.reference._common import FLOATS, all_checks, factory, fresh, input_dtypes, scratch
 from onnxep.reference._registry import kernels
 
 __all__: list[str] = []
@@ -287,12 +287,19 @@ def lrn(
     x = np.asarray(X)
     c = x.shape[1]
     lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
-    sq = np.square(x)
-    sums = np.zeros_like(sq)
+    sq = np.square(x, out=scratch(0, x.shape, x.dtype))
+    sums = scratch(1, x.shape, x.dtype)  # work arrays: no page faults per run
+    sums.fill(0)
     for shift in range(-lo, hi + 1):
         src = slice(max(shift, 0), c + min(shift, 0))
         dst = slice(max(-shift, 0), c - max(shift, 0))
         sums[:, dst] += sq[:, src]
     sums *= alpha / size
     sums += bias
-    return x * sums ** (-beta)
+    if beta == 0.75:  # AlexNet's and GoogLeNet's: two square roots, faster than power
+        np.sqrt(sums, out=sq)
+        np.sqrt(sq, out=sums)
+        sums *= sq
+    else:
+        np.power(sums, beta, out=sums)
+    return np.divide(x, sums, out=fresh(x.shape, x.dtype))

@@ -188,22 +188,39 @@ def softmax(input: np.ndarray, *, axis: int = -1) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(y, -1, axis))
 
 
+#: Positions of one LRN task (a slice of one channel's plane).
+LRN_CHUNK = 512
+
+
 @jit
 def _lrn(x, y, size, alpha, beta, bias):
+    """Per task: the window's sum of squares over a slice of positions (contiguous rows,
+    float64), then the scaling; beta 0.75 (AlexNet, GoogLeNet) as two square roots."""
     n, c, p = x.shape
     lo = (size - 1) // 2
     hi = size - 1 - lo
-    for t in numba.prange(n * c):
-        b = t // c
-        ch = t % c
-        c0 = max(0, ch - lo)
-        c1 = min(c - 1, ch + hi)
-        for i in range(p):
-            sq = 0.0
-            for k in range(c0, c1 + 1):
-                v = x[b, k, i]
-                sq += v * v
-            y[b, ch, i] = x[b, ch, i] / (bias + alpha / size * sq) ** beta
+    scale = alpha / size
+    chunks = (p + LRN_CHUNK - 1) // LRN_CHUNK
+    for t in numba.prange(n * c * chunks):
+        b = t // (c * chunks)
+        rest = t - b * c * chunks
+        ch = rest // chunks
+        i0 = (rest - ch * chunks) * LRN_CHUNK
+        m = min(p, i0 + LRN_CHUNK) - i0
+        acc = np.zeros(m, np.float64)
+        for k in range(max(0, ch - lo), min(c - 1, ch + hi) + 1):
+            row = x[b, k, i0:]
+            for i in range(m):
+                v = np.float64(row[i])
+                acc[i] += v * v
+        src, out = x[b, ch, i0:], y[b, ch, i0:]
+        if beta == 0.75:
+            for i in range(m):
+                root = np.sqrt(bias + scale * acc[i])
+                out[i] = src[i] / (root * np.sqrt(root))
+        else:
+            for i in range(m):
+                out[i] = src[i] / (bias + scale * acc[i]) ** beta
 
 
 @kernels.register("LRN", versions=(1, 13), dtypes=FLOATS)

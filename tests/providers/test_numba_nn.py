@@ -177,12 +177,15 @@ def test_norms_and_softmax() -> None:
     run_numba(model, feeds, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("size", [3, 5])  # onnxruntime takes odd sizes only
-def test_lrn_against_onnxruntime(size: int) -> None:
+@pytest.mark.parametrize(
+    ("size", "beta", "shape"),
+    [(3, 0.6, (2, 5, 3, 2)), (5, 0.6, (2, 5, 3, 2)), (5, 0.75, (1, 7, 30, 41))],
+)  # onnxruntime takes odd sizes only; beta 0.75 has its own path; 1230 positions: 3 chunks
+def test_lrn_against_onnxruntime(size: int, beta: float, shape: tuple[int, ...]) -> None:
     """onnx's LRN loops over the batch dim instead of the channels: onnxruntime is the oracle."""
-    node = oh.make_node("LRN", ["x"], ["y"], size=size, alpha=0.01, beta=0.6, bias=2.0)
-    model = make_model([node], {"x": (F32, [2, 5, 3, 2])}, ["y"], 13)
-    feeds = {"x": RNG.standard_normal((2, 5, 3, 2)).astype(np.float32)}
+    node = oh.make_node("LRN", ["x"], ["y"], size=size, alpha=0.01, beta=beta, bias=2.0)
+    model = make_model([node], {"x": (F32, list(shape))}, ["y"], 13)
+    feeds = {"x": RNG.standard_normal(shape).astype(np.float32)}
     run_numba(model, feeds, ort_run(model, feeds), rtol=1e-5, atol=1e-6)
 
 
