@@ -21,6 +21,8 @@ from onnxep_numba._jit import jit
 __all__ = [
     "conv_tiles",
     "copy_phased",
+    "phased_shape",
+    "tap_offsets",
     "depthwise",
     "depthwise_channels_last",
     "epilogue_rows",
@@ -159,18 +161,84 @@ def conv_tiles(gemm, x, w, bias, y, geo, act, alpha, beta):
 
 
 @jit(parallel=False)
-def copy_phased(padded, plane, sw, hp, wq, ph, pw):
-    """``plane`` (h, w) into the interior of a flat padded plane split into ``sw`` column
-    phases of ``hp`` rows and ``wq`` columns: padded column ``j * sw + r`` is at
-    ``[r, iy, j]``, so a window tap with stride ``sw`` reads a contiguous run."""
+def phased_shape(h, w, oh, ow, geo):
+    """(rows, columns) of each phase of a padded plane for window ``geo`` (kernel, strides,
+    dilations, pads as in ``geo[1:9]``): large enough for every tap of every output."""
+    kh, kw, sh, sw, dh, dw, ph, pw = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
+    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
+    return (hp + sh - 1) // sh, (wp + sw - 1) // sw
+
+
+@jit(parallel=False)
+def copy_phased(padded, plane, sh, sw, hq, wq, ph, pw):
+    """``plane`` (h, w) into the interior of a flat padded plane split into ``sh * sw``
+    phases of ``hq`` rows and ``wq`` columns: padded cell ``(i * sh + a, j * sw + b)`` is at
+    ``[a * sw + b, i, j]``. A window tap then reads, for every output, one contiguous run
+    of the flattened ``oh x wq`` grid, whatever the strides (see :func:`tap_offsets`)."""
     h, w = plane.shape
-    for r in range(sw):
-        j0 = max(0, (pw - r + sw - 1) // sw)  # first phase column inside the plane
-        j1 = min(wq, (w - 1 + pw - r) // sw + 1)
-        for iy in range(h):
-            row, base = plane[iy], (r * hp + iy + ph) * wq
-            for j in range(j0, j1):
-                padded[numba.uint64(base + j)] = row[numba.uint64(j * sw + r - pw)]
+    n = min(sw, 2)  # phases whose edges are bounded once, here; wider strides copy per phase
+    first0, end0 = _first_inside(0, sw, pw), _end_inside(0, sw, pw, w, wq)
+    first1, end1 = _first_inside(n - 1, sw, pw), _end_inside(n - 1, sw, pw, w, wq)
+    lo, hi = max(first0, first1), min(end0, end1)  # columns both phases have in the plane
+    hi = max(hi, lo)
+    a, i = ph % sh, ph // sh  # padded row iy + ph is row i of row phase a
+    for iy in range(h):
+        row, base = plane[iy], (a * sw * hq + i) * wq
+        a += 1
+        if a == sh:
+            a, i = 0, i + 1
+        if sw > 2:
+            for b in range(sw):
+                at = base + b * hq * wq
+                for j in range(_first_inside(b, sw, pw), _end_inside(b, sw, pw, w, wq)):
+                    padded[numba.uint64(at + j)] = row[numba.uint64(j * sw + b - pw)]
+            continue
+        if sw == 2:  # both phases in one loop: LLVM vectorises the pair of strided reads
+            second = base + hq * wq
+            for j in range(lo, hi):
+                col = numba.uint64(2 * j - pw)
+                padded[numba.uint64(base + j)] = row[col]
+                padded[numba.uint64(second + j)] = row[col + numba.uint64(1)]
+        else:
+            for j in range(lo, hi):
+                padded[numba.uint64(base + j)] = row[numba.uint64(j - pw)]
+        for j in range(first0, min(end0, lo)):  # the edge columns
+            padded[numba.uint64(base + j)] = row[numba.uint64(j * sw - pw)]
+        for j in range(max(first0, hi), end0):
+            padded[numba.uint64(base + j)] = row[numba.uint64(j * sw - pw)]
+        if sw == 2:
+            second = base + hq * wq
+            for j in range(first1, min(end1, lo)):
+                padded[numba.uint64(second + j)] = row[numba.uint64(j * 2 + 1 - pw)]
+            for j in range(max(first1, hi), end1):
+                padded[numba.uint64(second + j)] = row[numba.uint64(j * 2 + 1 - pw)]
+
+
+@jit(parallel=False)
+def _first_inside(b, sw, pw):
+    """First column of phase ``b`` that lies inside the plane (not in the left pad)."""
+    return max(0, (pw - b + sw - 1) // sw)
+
+
+@jit(parallel=False)
+def _end_inside(b, sw, pw, w, wq):
+    """One past the last column of phase ``b`` inside the plane."""
+    return min(wq, (w - 1 + pw - b) // sw + 1)
+
+
+@jit(parallel=False)
+def tap_offsets(geo, hq, wq):
+    """Where each tap (ki, kj) of output (0, 0) lies in a plane laid out by
+    :func:`copy_phased`, row-major over the taps; output ``(oy, ox)`` reads ``oy * wq + ox``
+    further on."""
+    kh, kw, sh, sw, dh, dw = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    offsets = np.empty(kh * kw, np.int64)
+    for ki in range(kh):
+        for kj in range(kw):
+            r, c = ki * dh, kj * dw
+            offsets[ki * kw + kj] = (((r % sh) * sw + c % sw) * hq + r // sh) * wq + c // sw
+    return offsets
 
 
 @jit(parallel=False)
@@ -183,41 +251,35 @@ def _tap_into(acc, src, n, off, wv):
 @jit
 def depthwise(x, wt, bias, y, mult, geo, act, alpha, beta, chunks):
     """One input channel per output channel. Each input plane is copied once into a
-    zero-padded plane split into ``sw`` column phases (``padded[r, iy, j]`` is padded column
-    ``j * sw + r``), so every filter tap reads a contiguous run whatever the stride; with
-    stride 1 each tap is one long loop over the flattened plane (the padding columns computed
-    along the way are dropped). Planes are split into chunks that reuse their buffers."""
+    zero-padded, phased plane (:func:`copy_phased`), so each filter tap is one long loop over
+    the flattened output grid whatever the strides (the padding columns computed along the way
+    are dropped). Planes are split into chunks that reuse their buffers."""
     n_batch, _, h, w = x.shape
     m_out, oh, ow = y.shape[1], y.shape[2], y.shape[3]
-    kh, kw, sh, sw, dh, dw, ph, pw = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
-    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
-    wq = (max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1) + sw - 1) // sw  # columns per phase
-    flat = sh == 1 and sw == 1
-    span = (oh - 1) * wq + ow if flat else ow
+    kh, kw, sh, sw, ph, pw = geo[1], geo[2], geo[3], geo[4], geo[7], geo[8]
+    hq, wq = phased_shape(h, w, oh, ow, geo)
+    span = (oh - 1) * wq + ow
+    offsets = tap_offsets(geo, hq, wq)
     planes = n_batch * m_out
     per_chunk = (planes + chunks - 1) // chunks
     for chunk in numba.prange(chunks):
-        padded = np.zeros(sw * hp * wq, dtype=x.dtype)  # the borders stay zero
+        padded = np.zeros(sh * sw * hq * wq, dtype=x.dtype)  # the borders stay zero
         acc = np.empty(span, dtype=x.dtype)
         for t in range(chunk * per_chunk, min(planes, (chunk + 1) * per_chunk)):
             n = t // m_out
             m = t - n * m_out
-            copy_phased(padded, x[n, m // mult], sw, hp, wq, ph, pw)
+            copy_phased(padded, x[n, m // mult], sh, sw, hq, wq, ph, pw)
+            acc[:] = 0
+            for ki in range(kh):
+                for kj in range(kw):
+                    _tap_into(acc, padded, span, offsets[ki * kw + kj], wt[m, 0, ki, kj])
             b = bias[m] if bias.shape[0] == m_out else y.dtype.type(0)
-            for oy in range(1 if flat else oh):
-                acc[:] = 0
-                for ki in range(kh):
-                    for kj in range(kw):
-                        col = kj * dw
-                        off = ((col % sw) * hp + oy * sh + ki * dh) * wq + col // sw
-                        _tap_into(acc, padded, span, off, wt[m, 0, ki, kj])
-                for r in range(oh if flat else 1):
-                    yr = y[n, m, r] if flat else y[n, m, oy]
-                    start = r * wq if flat else 0
-                    for ox in range(ow):
-                        yr[numba.uint64(ox)] = acc[numba.uint64(start + ox)]
-                    if act != 0 or bias.shape[0] == m_out:
-                        _activate(yr, b, act, alpha, beta)
+            for oy in range(oh):
+                yr = y[n, m, oy]
+                for ox in range(ow):
+                    yr[numba.uint64(ox)] = acc[numba.uint64(oy * wq + ox)]
+                if act != 0 or bias.shape[0] == m_out:
+                    _activate(yr, b, act, alpha, beta)
 
 
 @jit

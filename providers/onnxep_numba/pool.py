@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep_numba._conv_kernels import copy_phased
+from onnxep_numba._conv_kernels import copy_phased, phased_shape, tap_offsets
 from onnxep_numba._jit import jit
 from onnxep_numba._registry import FLOATS, all_checks, check_static_rank, kernels, only_outputs
 from onnxep_numba.conv import conv_geometry
@@ -51,45 +51,38 @@ def _add_into(acc, src, n, off):
 
 @jit
 def _pool2d(x, y, is_max, counts, geo, proto, chunks):
-    """Each plane is copied once into a padded plane (pads hold -inf for max, 0 for sums),
-    split into ``sw`` column phases (``padded[r, iy, j]`` is padded column ``j * sw + r``) so
-    that every window tap reads a contiguous run whatever the stride. With stride 1 each tap is
-    one long loop over the flattened padded plane (the padding columns computed along the way
-    are dropped); otherwise one loop per output row and tap. Planes are split into ``chunks``
-    tasks that reuse their buffers."""
+    """Each plane is copied once into a padded, phased plane (pads hold -inf for max, 0 for
+    sums; see :func:`~onnxep_numba._conv_kernels.copy_phased`), so each window tap is one long
+    loop over the flattened output grid whatever the strides (the padding columns computed
+    along the way are dropped). Planes are split into ``chunks`` tasks that reuse their
+    buffers."""
     planes, h, w = x.shape
     oh, ow = y.shape[1], y.shape[2]
-    kh, kw, sh, sw, dh, dw, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
-    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
-    wq = (max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1) + sw - 1) // sw  # columns per phase
-    flat = sh == 1 and sw == 1
-    span = (oh - 1) * wq + ow if flat else ow
+    sh, sw, ph, pw = geo[3], geo[4], geo[7], geo[8]
+    hq, wq = phased_shape(h, w, oh, ow, geo)
+    span = (oh - 1) * wq + ow
+    offsets = tap_offsets(geo, hq, wq)
     per_chunk = (planes + chunks - 1) // chunks
     for chunk in numba.prange(chunks):
-        padded = np.empty(sw * hp * wq, x.dtype)
+        padded = np.empty(sh * sw * hq * wq, x.dtype)
         padded[:] = -np.inf if is_max else 0.0  # the borders; the interior is overwritten
         acc = np.empty(span, proto.dtype)  # the input's dtype for max, float64 for sums
         for p in range(chunk * per_chunk, min(planes, (chunk + 1) * per_chunk)):
-            copy_phased(padded, x[p], sw, hp, wq, ph, pw)
-            for oy in range(1 if flat else oh):
-                acc[:] = -np.inf if is_max else 0.0
-                for ki in range(kh):
-                    for kj in range(kw):
-                        col = kj * dw
-                        off = ((col % sw) * hp + oy * sh + ki * dh) * wq + col // sw
-                        if is_max:
-                            _max_into(acc, padded, span, off)
-                        else:
-                            _add_into(acc, padded, span, off)
-                for r in range(oh if flat else 1):
-                    yr, out_y = (y[p, r], r) if flat else (y[p, oy], oy)
-                    start = r * wq if flat else 0
-                    for ox in range(ow):
-                        v = acc[numba.uint64(start + ox)]
-                        if not is_max:
-                            count = counts[out_y, ox]
-                            v = v / count if count else np.nan
-                        yr[numba.uint64(ox)] = v
+            copy_phased(padded, x[p], sh, sw, hq, wq, ph, pw)
+            acc[:] = -np.inf if is_max else 0.0
+            for k in range(offsets.shape[0]):
+                if is_max:
+                    _max_into(acc, padded, span, offsets[k])
+                else:
+                    _add_into(acc, padded, span, offsets[k])
+            for oy in range(oh):
+                yr = y[p, oy]
+                for ox in range(ow):
+                    v = acc[numba.uint64(oy * wq + ox)]
+                    if not is_max:
+                        count = counts[oy, ox]
+                        v = v / count if count else np.nan
+                    yr[numba.uint64(ox)] = v
 
 
 def _pool(x: np.ndarray, is_max: bool, include_pad: bool, attrs: dict) -> np.ndarray:
@@ -115,7 +108,7 @@ def _pool(x: np.ndarray, is_max: bool, include_pad: bool, attrs: dict) -> np.nda
         )
     y = np.empty((n * c, oh, ow), dtype=x.dtype)
     if y.size:
-        geo = np.array([*kernel_shape, sh, sw, dh, dw, ph, pw, eh, ew], np.int64)
+        geo = np.array([1, *kernel_shape, sh, sw, dh, dw, ph, pw], np.int64)  # conv layout
         proto = np.empty(0, x.dtype if is_max else np.float64)
         counts = np.ones((0, 0))
         if not is_max:
