@@ -57,11 +57,52 @@ def jit(fn: Callable[..., Any] | None = None, *, parallel: bool = True) -> Any:
 
     def wrap(f: Callable[..., Any]) -> Any:
         try:
-            return numba.njit(parallel=parallel, cache=True, **OPTIONS)(f)
+            return _fresh_cache(numba.njit(parallel=parallel, cache=True, **OPTIONS)(f))
         except RuntimeError:  # numba found no writable cache location for this file
             return numba.njit(parallel=parallel, cache=False, **OPTIONS)(f)
 
     return wrap if fn is None else wrap(fn)
+
+
+STAMP_FILE = "onnxep_numba.sources"
+_checked: set[str] = set()
+
+
+@functools.lru_cache(maxsize=1)
+def _sources_digest() -> str:
+    """A digest of this package's sources."""
+    digest = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _fresh_cache(dispatcher: Any) -> Any:
+    """Drop the cached machine code in ``dispatcher``'s cache folder when this package's
+    sources changed since it was written.
+
+    numba checks a cached kernel against its own file's timestamp only, so after an edit to
+    a helper in another module (a ``git pull`` in an editable install) the kernels calling
+    it would load stale code. A digest of all the package's sources is kept beside the cache
+    files; when it differs, the folder's cache files are removed (they are recompiled on
+    first use). The folders hold this package's kernels only (numba's in-tree ``__pycache__``
+    or its per-source-folder path under ``NUMBA_CACHE_DIR``; generated kernels have their own).
+    """
+    folder = getattr(getattr(dispatcher, "_cache", None), "_cache_path", None)
+    if not folder or folder in _checked:
+        return dispatcher
+    _checked.add(folder)
+    stamp = Path(folder) / STAMP_FILE
+    try:
+        if stamp.exists() and stamp.read_text() == _sources_digest():
+            return dispatcher
+        for cached in Path(folder).glob("*.nb[ic]"):
+            cached.unlink(missing_ok=True)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(_sources_digest())
+    except OSError:
+        pass  # a read-only cache: numba then compiles in memory where it cannot load
+    return dispatcher
 
 
 _loaded: dict[str, Any] = {}
@@ -85,7 +126,7 @@ def load_generated(source: str, name: str) -> Any:
     if module is None:
         module = _exec_module(module_name, source.replace("cache=True", "cache=False"))
     _loaded[module_name] = module
-    return getattr(module, name)
+    return _fresh_cache(getattr(module, name))
 
 
 def _import_file(folder: Path, module_name: str, source: str) -> Any:

@@ -121,6 +121,29 @@ def test_runs_without_a_writable_cache_folder(tmp_path: object) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_cached_kernels_are_dropped_when_the_package_sources_change(tmp_path: object) -> None:
+    """numba checks a cached kernel against its own file only; a changed helper in another
+    module must not leave stale machine code behind: the folder's cache files go."""
+    from types import SimpleNamespace
+
+    from onnxep_numba import _jit
+
+    folder = tmp_path  # type: ignore[assignment]
+    stale = [folder / "pool._pool2d-52.py311.nbi", folder / "pool._pool2d-52.py311.1.nbc"]
+    for path in stale:
+        path.write_bytes(b"old")
+    (folder / _jit.STAMP_FILE).write_text("digest of older sources")
+    dispatcher = SimpleNamespace(_cache=SimpleNamespace(_cache_path=str(folder)))
+    assert _jit._fresh_cache(dispatcher) is dispatcher
+    assert not any(path.exists() for path in stale)
+    assert (folder / _jit.STAMP_FILE).read_text() == _jit._sources_digest()
+    kept = folder / "kernel-1.py311.nbi"
+    kept.write_bytes(b"current")
+    _jit._checked.discard(str(folder))
+    _jit._fresh_cache(dispatcher)  # same sources: nothing removed
+    assert kept.exists()
+
+
 def _kernels() -> list[object]:
     return sorted(kernels, key=lambda k: str(k.key))
 
