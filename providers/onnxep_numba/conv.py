@@ -104,9 +104,10 @@ def conv_act(
     geo = [group, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow]
     if y.size == 0:
         pass
-    elif c_group == 1 and group == c_in and m_out == c_in and c_in >= (2 if sw > 1 else 32) * ow:
-        # many channels on small (or strided) planes: vectorise over channels (measured on
-        # ShuffleNet's and MobileNet's shapes; plane-wise wins for wider stride-1 planes)
+    elif c_group == 1 and group == c_in and m_out == c_in and c_in >= 32 * ow:
+        # many channels on small planes: vectorise over channels (measured on ShuffleNet's
+        # and MobileNet's shapes, both strides; the phased planes win below 32 channels per
+        # output column)
         depthwise_channels_last(x, w, bias, y, np.array(geo, np.int64), act, t(alpha), t(beta))
     elif c_group == 1 and group == c_in:
         chunks = min(n_batch * m_out, 4 * numba.get_num_threads())
