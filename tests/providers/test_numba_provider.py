@@ -98,6 +98,27 @@ def test_session_thread_option_reaches_numba() -> None:
         numba.set_num_threads(before)
 
 
+@pytest.mark.parametrize("preset", [None, "777"])
+def test_openmp_workers_spin_briefly_unless_the_user_chose(preset: str | None) -> None:
+    """libgomp's default spin (milliseconds) starves another provider's thread pool in the
+    same chain; the provider shortens it before numba loads libgomp, and a value already in
+    the environment wins."""
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset is not None:
+        env["GOMP_SPINCOUNT"] = preset
+    result = subprocess.run(
+        [sys.executable, "-c", "import os, onnxep_numba; print(os.environ['GOMP_SPINCOUNT'])"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    from onnxep_numba import GOMP_SPINCOUNT
+
+    assert result.stdout.strip() == (preset or GOMP_SPINCOUNT)
+
+
 def test_runs_without_a_writable_cache_folder(tmp_path: object) -> None:
     """No writable cache: kernels compile in memory, with no error and no warning."""
     result = _python(
