@@ -190,9 +190,8 @@ def copy_phased(padded, plane, sh, sw, hq, wq, ph, pw):
             a, i = 0, i + 1
         if sw > 2:
             for b in range(sw):
-                at = base + b * hq * wq
-                for j in range(_first_inside(b, sw, pw), _end_inside(b, sw, pw, w, wq)):
-                    padded[numba.uint64(at + j)] = row[numba.uint64(j * sw + b - pw)]
+                first, end = _first_inside(b, sw, pw), _end_inside(b, sw, pw, w, wq)
+                _copy_columns(padded, base + b * hq * wq, row, first, end, sw, b, pw)
             continue
         if sw == 2:  # both phases in one loop: LLVM vectorises the pair of strided reads
             second = base + hq * wq
@@ -203,16 +202,18 @@ def copy_phased(padded, plane, sh, sw, hq, wq, ph, pw):
         else:
             for j in range(lo, hi):
                 padded[numba.uint64(base + j)] = row[numba.uint64(j - pw)]
-        for j in range(first0, min(end0, lo)):  # the edge columns
-            padded[numba.uint64(base + j)] = row[numba.uint64(j * sw - pw)]
-        for j in range(max(first0, hi), end0):
-            padded[numba.uint64(base + j)] = row[numba.uint64(j * sw - pw)]
-        if sw == 2:
-            second = base + hq * wq
-            for j in range(first1, min(end1, lo)):
-                padded[numba.uint64(second + j)] = row[numba.uint64(j * 2 + 1 - pw)]
-            for j in range(max(first1, hi), end1):
-                padded[numba.uint64(second + j)] = row[numba.uint64(j * 2 + 1 - pw)]
+        for b in range(n):  # the edge columns, outside the range the phases share
+            first, end = (first0, end0) if b == 0 else (first1, end1)
+            at = base + b * hq * wq
+            _copy_columns(padded, at, row, first, min(end, lo), sw, b, pw)
+            _copy_columns(padded, at, row, max(first, hi), end, sw, b, pw)
+
+
+@jit(parallel=False)
+def _copy_columns(padded, at, row, j0, j1, sw, b, pw):
+    """Phase columns ``j0..j1`` of phase ``b`` from ``row`` to ``padded[at:]``."""
+    for j in range(j0, j1):
+        padded[numba.uint64(at + j)] = row[numba.uint64(j * sw + b - pw)]
 
 
 @jit(parallel=False)
