@@ -21,13 +21,14 @@ from onnxep_numba._jit import jit
 __all__ = [
     "conv_tiles",
     "copy_phased",
-    "phased_shape",
-    "tap_offsets",
     "depthwise",
     "depthwise_channels_last",
     "epilogue_rows",
     "im2col_rows",
     "pad_planes",
+    "padded_extent",
+    "phased_shape",
+    "tap_offsets",
 ]
 
 
@@ -161,13 +162,20 @@ def conv_tiles(gemm, x, w, bias, y, geo, act, alpha, beta):
 
 
 @jit(parallel=False)
-def phased_shape(h, w, oh, ow, geo):
-    """(rows, columns) of each phase of a padded plane for window ``geo`` (kernel, strides,
-    dilations, pads as in ``geo[1:9]``): large enough for every tap of every output."""
+def padded_extent(h, w, oh, ow, geo):
+    """(rows, columns) of an input padded for window ``geo`` (kernel, strides, dilations,
+    pads as in ``geo[1:9]``): the begin pads plus every cell a window of an output reads."""
     kh, kw, sh, sw, dh, dw, ph, pw = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
     hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
     wp = max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
-    return (hp + sh - 1) // sh, (wp + sw - 1) // sw
+    return hp, wp
+
+
+@jit(parallel=False)
+def phased_shape(h, w, oh, ow, geo):
+    """(rows, columns) of each phase of a padded plane laid out by :func:`copy_phased`."""
+    hp, wp = padded_extent(h, w, oh, ow, geo)
+    return (hp + geo[3] - 1) // geo[3], (wp + geo[4] - 1) // geo[4]
 
 
 @jit(parallel=False)
@@ -291,8 +299,7 @@ def depthwise_channels_last(x, wt, bias, y, geo, act, alpha, beta):
     n_batch, c, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
     kh, kw, sh, sw, dh, dw, ph, pw = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8]
-    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
-    wp = max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
+    hp, wp = padded_extent(h, w, oh, ow, geo)
     src = np.zeros((n_batch, hp, wp, c), dtype=x.dtype)
     taps = np.empty((kh, kw, c), dtype=x.dtype)
     for ki in range(kh):

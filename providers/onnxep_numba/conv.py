@@ -25,6 +25,7 @@ from onnxep_numba._conv_kernels import (
     epilogue_rows,
     im2col_rows,
     pad_planes,
+    padded_extent,
 )
 from onnxep_numba._openblas import blas
 from onnxep_numba._registry import FLOATS, all_checks, check_static_rank, contiguous, kernels
@@ -160,9 +161,8 @@ def _padded(x: np.ndarray, geo: list[int]) -> np.ndarray:
     """``x`` with the zero border every window reads (``x`` itself when none is read);
     ``geo``'s pads then count from the padded origin (set to 0)."""
     _, _, h, wd = x.shape
-    kh, kw, sh, sw, dh, dw, ph, pw, oh, ow = geo[1:11]
-    hp = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
-    wp = max(wd + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
+    ph, pw, oh, ow = geo[7:11]
+    hp, wp = padded_extent(h, wd, oh, ow, np.array(geo, np.int64))
     geo[7:9] = [0, 0]
     if (hp, wp) == (h, wd):
         return x
