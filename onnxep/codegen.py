@@ -17,8 +17,8 @@ from typing import Any
 from onnxep.graph import Graph, Node, NodeInfo
 from onnxep.io_binding import host_value
 from onnxep.partition import Partition
-from onnxep.provider import Provider, Segment
-from onnxep.registry import is_multi_output
+from onnxep.provider import Provider, Segment, bind_kernel
+from onnxep.registry import Kernel, is_multi_output
 
 __all__ = ["HOST", "BuildFailure", "Emitter", "Plan", "StepInfo", "TransferInfo", "TransferStats"]
 
@@ -138,6 +138,8 @@ class Emitter:
         self.var: dict[tuple[str, str], str] = {}  # (value, device) -> variable
         self.home: dict[str, str] = {}  # value -> device it is produced on
         self.owner: dict[str, Provider] = {}  # value -> provider that produced it
+        self.fresh: set[str] = set()  # values a fresh_output kernel allocated (host only)
+        self.readers = {name: len(nodes) for name, nodes in graph.consumers().items()}
         self.transfers: list[TransferInfo] = []
         self.stats = TransferStats()
         self.ns["_stats"] = self.stats
@@ -291,8 +293,12 @@ class Emitter:
         try:
             fn = provider.bind(info)
             kernel = provider.kernel_for(info)
+            if kernel is not None and self._may_overwrite(node, kernel, provider):
+                fn = bind_kernel(dataclasses.replace(kernel, fn=kernel.in_place), info)
         except Exception as exc:
             raise BuildFailure(segment, exc, node) from exc
+        if kernel is not None and kernel.fresh_output and provider.device == HOST:
+            self.fresh.update(o for o in node.outputs if o)
         host_inputs = kernel.host_inputs if kernel is not None else ()
         args = [
             self._value(x, HOST if i in host_inputs else provider.device, segment)
@@ -311,6 +317,19 @@ class Emitter:
             if out:
                 self._line(f"{self._define(out, provider)} = _r[{i}]")
         self._line("del _r")  # the tuple would keep every output alive past its last use
+
+    def _may_overwrite(self, node: Node, kernel: Kernel, provider: Provider) -> bool:
+        """Whether the node may run in place: its first input is a host array that a kernel
+        of this plan allocated, produced by the same provider, read by nothing else."""
+        if kernel.in_place is None or not node.inputs or provider.device != HOST:
+            return False
+        value = node.inputs[0]
+        return (
+            value in self.fresh
+            and self.owner.get(value) is provider
+            and self.readers.get(value) == 1
+            and value not in self.graph.outputs
+        )
 
     def _timed(self, call: str, step: StepInfo) -> str:
         """Wrap a call so the profiler records it: ``timed(step, start, result, end)``."""

@@ -54,6 +54,12 @@ class Kernel:
     ``factory=True`` means ``fn(info)`` is called once when the plan is built and returns the
     callable to run, for kernels that precompute from attributes or constant inputs.
     ``host_inputs`` lists input positions that stay on the host (shapes, axes, indices).
+
+    In-place execution, for host kernels: ``fresh_output=True`` promises that every output is
+    an array the kernel allocated itself (never an input, a view of one, or a constant).
+    ``in_place`` is a variant of ``fn`` (same signature and binding) that may overwrite its
+    first input and return it; the plan runs it when that input comes from a
+    ``fresh_output`` kernel of the same provider and nothing else reads it.
     """
 
     key: OpKey
@@ -62,6 +68,8 @@ class Kernel:
     check: CheckFn | None = None
     host_inputs: tuple[int, ...] = ()
     factory: bool = False
+    fresh_output: bool = False
+    in_place: Callable[..., Any] | None = None
 
 
 class KernelRegistry:
@@ -80,6 +88,8 @@ class KernelRegistry:
         check: CheckFn | None = None,
         host_inputs: Collection[int] = (),
         factory: bool = False,
+        fresh_output: bool = False,
+        in_place: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for each schema ``since_version`` in ``versions``."""
 
@@ -93,6 +103,8 @@ class KernelRegistry:
                         check,
                         tuple(host_inputs),
                         factory,
+                        fresh_output,
+                        in_place,
                     )
                 )
             return fn

@@ -371,3 +371,117 @@ def test_outputs_never_alias_the_callers_feeds():
     same, view = onnxep.InferenceSession(m, providers=["reference"]).run(None, {"x": x})
     assert not np.shares_memory(same, x) and not np.shares_memory(view, x)
     np.testing.assert_array_equal(view, x.reshape(3, 2))
+
+
+# --- activations in place --------------------------------------------------------------------
+W = RNG.standard_normal((3, 4)).astype(np.float32)
+XW = RNG.standard_normal((5, 3)).astype(np.float32)
+
+
+def _in_place_ops(session: onnxep.InferenceSession) -> list[str]:
+    """The kernels of the plan bound as their in-place variant."""
+    names = []
+    for fn in session.plan._namespace.values():
+        name = getattr(getattr(fn, "func", fn), "__name__", "")
+        if name.endswith("_in_place"):
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs", "expected"),
+    [
+        ("Relu", {}, lambda m: np.maximum(m, 0)),
+        ("LeakyRelu", {"alpha": 0.2}, lambda m: np.where(m < 0, m * np.float32(0.2), m)),
+        ("Clip", {"min": -0.5, "max": 0.5}, lambda m: np.clip(m, -0.5, 0.5)),
+    ],
+)
+def test_an_activation_overwrites_a_product_nothing_else_reads(op, attrs, expected) -> None:
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node(op, ["m"], ["y"], **attrs),
+    ]
+    session = _reference(
+        _model(nodes, {"x": [5, 3]}, ["y"], {"w": W}, opset=6 if attrs.get("max") else 18)
+    )
+    (y,) = session.run(None, {"x": XW})
+    np.testing.assert_allclose(y, expected(XW @ W), rtol=1e-6)
+    assert len(_in_place_ops(session)) == 1, session.plan.source
+
+
+def test_a_value_read_twice_is_not_overwritten() -> None:
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Relu", ["m"], ["r"]),
+        helper.make_node("Add", ["m", "r"], ["y"]),
+    ]
+    session = _reference(_model(nodes, {"x": [5, 3]}, ["y"], {"w": W}))
+    (y,) = session.run(None, {"x": XW})
+    m = XW @ W
+    np.testing.assert_allclose(y, m + np.maximum(m, 0), rtol=1e-6)
+    assert _in_place_ops(session) == []
+
+
+def test_a_graph_output_is_not_overwritten() -> None:
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Relu", ["m"], ["y"])]
+    session = _reference(_model(nodes, {"x": [5, 3]}, ["m", "y"], {"w": W}))
+    m, y = session.run(None, {"x": XW})
+    np.testing.assert_allclose(m, XW @ W, rtol=1e-6)
+    np.testing.assert_allclose(y, np.maximum(XW @ W, 0), rtol=1e-6)
+    assert _in_place_ops(session) == []
+
+
+def test_feeds_and_views_are_not_overwritten() -> None:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),  # the caller's feed
+        helper.make_node("Transpose", ["r"], ["t"]),  # a view of r
+        helper.make_node("LeakyRelu", ["t"], ["y"], alpha=0.5),
+    ]
+    x = XW.copy()
+    session = _reference(_model(nodes, {"x": [5, 3]}, ["y"]))
+    (y,) = session.run(None, {"x": x})
+    np.testing.assert_array_equal(x, XW)
+    np.testing.assert_allclose(y, np.maximum(XW, 0).T, rtol=1e-6)
+    assert _in_place_ops(session) == []
+
+
+def test_a_value_a_subgraph_reads_is_not_overwritten() -> None:
+    then_branch = helper.make_graph(
+        [helper.make_node("Identity", ["m"], ["out"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("Neg", ["m"], ["out"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+    )
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Relu", ["m"], ["r"]),
+        helper.make_node("ReduceSum", ["r"], ["s"], keepdims=0),
+        helper.make_node("Greater", ["s", "zero"], ["c"]),
+        helper.make_node("If", ["c"], ["y"], then_branch=then_branch, else_branch=else_branch),
+    ]
+    constants = {"zero": np.array(0, np.float32)}
+    session = _reference(_model(nodes, {"x": [5, 3]}, ["y"], {"w": W, **constants}))
+    (y,) = session.run(None, {"x": XW})
+    m = XW @ W
+    np.testing.assert_allclose(y, m if np.maximum(m, 0).sum() > 0 else -m, rtol=1e-6)
+    assert _in_place_ops(session) == []
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1, 1.0, 1.5, -0.5])
+def test_leaky_relu_matches_its_definition_at_the_edges(alpha: float) -> None:
+    x = np.array([-np.inf, -3.0, -1e-40, -0.0, 0.0, 2.5, np.inf, np.nan], np.float32)
+    nodes = [
+        helper.make_node("Add", ["x", "x"], ["d"]),
+        helper.make_node("LeakyRelu", ["d"], ["y"], alpha=alpha),
+    ]
+    session = _reference(_model(nodes, {"x": [8]}, ["y"]))
+    (y,) = session.run(None, {"x": x})
+    d = x + x
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(y, np.where(d < 0, d * np.float32(alpha), d))

@@ -54,19 +54,22 @@ def _fast(x: np.ndarray, bound: Any) -> np.generic | None:
     return b.reshape(())[()]
 
 
-def clamp(x: np.ndarray, lo: Any = None, hi: Any = None) -> np.ndarray:
+def clamp(x: np.ndarray, lo: Any = None, hi: Any = None, *, out: np.ndarray | None = None) -> Any:
     """``minimum(maximum(x, lo), hi)`` as numpy computes it (NaN propagates; a ``None``
-    bound is not applied); a new array unless both bounds are ``None``."""
+    bound is not applied): into ``out`` when given (``x`` itself for an in-place kernel),
+    else a new array unless both bounds are ``None``."""
     if lo is None and hi is None:
         return x
-    y = fresh(x.shape, x.dtype) if x.dtype.kind == "f" and x.flags.c_contiguous else None
+    y = out
+    if y is None and x.dtype.kind == "f" and x.flags.c_contiguous:
+        y = fresh(x.shape, x.dtype)
     source = x
     for ufunc, bound in ((np.maximum, lo), (np.minimum, hi)):
         if bound is None:
             continue
         scalar = _fast(source, bound)
         if scalar is None or y is None:
-            source = ufunc(source, bound)
+            source = ufunc(source, bound) if out is None else ufunc(source, bound, out=out)
             continue
         ufunc(source, _bound_array(scalar, x.size)[: x.size].reshape(x.shape), out=y)
         source = y

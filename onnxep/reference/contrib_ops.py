@@ -42,9 +42,10 @@ def _activation_check(info: NodeInfo) -> str | None:
 
 
 def _activate(y: np.ndarray, name: str, params: Sequence[float]) -> np.ndarray:
-    """onnxruntime's fused activation of ``y`` (Tanh in place: ``y`` is the op's own output)."""
+    """onnxruntime's fused activation of ``y`` (Relu and Tanh in place: ``y`` is the op's own
+    output)."""
     if name == "Relu":
-        return clamp(y, y.dtype.type(0))
+        return clamp(y, y.dtype.type(0), out=y)
     if name == "Tanh":
         return np.tanh(y, out=y)
     if name == "Sigmoid":

@@ -278,7 +278,11 @@ def _float_dtype(x: np.ndarray) -> np.dtype:
 
 
 @kernels.register(
-    "Conv", versions=(1, 11, 22), dtypes=FLOATS, check=attr_in("auto_pad", _AUTO_PADS, "NOTSET")
+    "Conv",
+    versions=(1, 11, 22),
+    dtypes=FLOATS,
+    check=attr_in("auto_pad", _AUTO_PADS, "NOTSET"),
+    fresh_output=True,
 )
 def conv(
     X: Any,
@@ -335,6 +339,7 @@ def _transpose_geometry(
     versions=(1, 11, 22),
     dtypes=FLOATS,
     check=attr_in("auto_pad", _AUTO_PADS, "NOTSET"),
+    fresh_output=True,
 )
 def conv_transpose(
     X: Any,

@@ -71,7 +71,16 @@ for _op, _versions, _fn, _dtypes in _UNARY:
     kernels.register(_op, versions=_versions, dtypes=_dtypes)(_fn)
 
 
-@kernels.register("Relu", versions=(6, 13, 14), dtypes=FLOATS + SIGNED)
+def _owned(x: Any) -> bool:
+    """Whether an in-place kernel may write into ``x`` (the plan vouches it is unshared)."""
+    return isinstance(x, np.ndarray) and x.flags.writeable
+
+
+def _relu_in_place(x: Any) -> Any:
+    return clamp(x, x.dtype.type(0), out=x) if _owned(x) else relu(x)
+
+
+@kernels.register("Relu", versions=(6, 13, 14), dtypes=FLOATS + SIGNED, in_place=_relu_in_place)
 def relu(x: Any) -> Any:
     """max(x, 0); NaN stays NaN."""
     return clamp(x, x.dtype.type(0))
@@ -199,10 +208,21 @@ def celu(x: Any, *, alpha: float = 1.0) -> Any:
     return np.where(x > 0, x, alpha * _expm1_neg(x / alpha))
 
 
-@kernels.register("LeakyRelu", versions=(6, 16), dtypes=FLOATS)
+def _leaky_relu(x: Any, alpha: float, out: Any) -> Any:
+    if 0 < alpha <= 1 and isinstance(x, np.ndarray):  # then it is max(x, alpha * x)
+        scaled = np.multiply(x, x.dtype.type(alpha), out=fresh(x.shape, x.dtype))
+        return np.maximum(x, scaled, out=scaled if out is None else out)
+    return np.where(x < 0, x * alpha, x)
+
+
+def _leaky_relu_in_place(x: Any, *, alpha: float = 0.009999999776482582) -> Any:
+    return _leaky_relu(x, alpha, x if _owned(x) else None)
+
+
+@kernels.register("LeakyRelu", versions=(6, 16), dtypes=FLOATS, in_place=_leaky_relu_in_place)
 def leaky_relu(x: Any, *, alpha: float = 0.009999999776482582) -> Any:
     """x for x >= 0, alpha * x otherwise."""
-    return np.where(x < 0, x * alpha, x)
+    return _leaky_relu(x, alpha, None)
 
 
 @kernels.register("ThresholdedRelu", versions=(10, 22), dtypes=FLOATS)
@@ -264,7 +284,9 @@ def _sized(ufunc: np.ufunc) -> Any:
 
 _BINARY_VERSIONS = (7, 13, 14)
 for _op, _fn in (("Add", np.add), ("Sub", np.subtract), ("Mul", np.multiply)):
-    kernels.register(_op, versions=_BINARY_VERSIONS, dtypes=NUMERIC, factory=True)(_sized(_fn))
+    kernels.register(
+        _op, versions=_BINARY_VERSIONS, dtypes=NUMERIC, factory=True, fresh_output=True
+    )(_sized(_fn))
 
 
 @kernels.register("Div", versions=_BINARY_VERSIONS, dtypes=NUMERIC)
@@ -309,7 +331,7 @@ def _mod_check(info: NodeInfo, version: int) -> str | None:
 def _variadic(ufunc: np.ufunc) -> Any:
     def run(*xs: Any) -> Any:
         if len(xs) == 1:
-            return xs[0]
+            return np.array(xs[0], copy=True)  # a new array, as for several inputs
         a, b = xs[0], xs[1]
         same = np.shape(a) == np.shape(b) and a.dtype == b.dtype
         y = ufunc(a, b, out=fresh(np.shape(a), a.dtype)) if same else ufunc(a, b)
@@ -324,7 +346,7 @@ def _variadic(ufunc: np.ufunc) -> Any:
 
 kernels.register("Max", versions=(6, 8, 12, 13), dtypes=NUMERIC)(_variadic(np.maximum))
 kernels.register("Min", versions=(6, 8, 12, 13), dtypes=NUMERIC)(_variadic(np.minimum))
-kernels.register("Sum", versions=(6, 8, 13), dtypes=FLOATS)(_variadic(np.add))
+kernels.register("Sum", versions=(6, 8, 13), dtypes=FLOATS, fresh_output=True)(_variadic(np.add))
 
 
 @kernels.register("Mean", versions=(6, 8, 13), dtypes=FLOATS)
@@ -378,19 +400,33 @@ def where(condition: Any, x: Any, y: Any) -> Any:
 
 
 # --- Clip and Cast -------------------------------------------------------------------------
-@kernels.register("Clip", versions=(6,), dtypes=FLOATS)
-def clip_6(
-    x: Any, *, max: float = 3.4028234663852886e38, min: float = -3.4028234663852886e38
-) -> Any:
-    """Clip to [min, max] given as attributes (bounds beyond the dtype's range are no-ops)."""
+def _clip_6(x: Any, lo: float, hi: float, out: Any) -> Any:
     info = np.finfo(np.asarray(x).dtype)
-    lo = None if min <= info.min else min
-    hi = None if max >= info.max else max
     dtype = np.asarray(x).dtype.type
-    return clamp(x, None if lo is None else dtype(lo), None if hi is None else dtype(hi))
+    low = None if lo <= info.min else dtype(lo)  # bounds beyond the dtype's range are no-ops
+    high = None if hi >= info.max else dtype(hi)
+    return clamp(x, low, high, out=out)
 
 
-@kernels.register("Clip", versions=(11, 12, 13), dtypes=NUMERIC)
+_FLOAT_MAX = 3.4028234663852886e38
+
+
+def _clip_6_in_place(x: Any, *, max: float = _FLOAT_MAX, min: float = -_FLOAT_MAX) -> Any:
+    return _clip_6(x, min, max, x if _owned(x) else None)
+
+
+@kernels.register("Clip", versions=(6,), dtypes=FLOATS, in_place=_clip_6_in_place)
+def clip_6(x: Any, *, max: float = _FLOAT_MAX, min: float = -_FLOAT_MAX) -> Any:
+    """Clip to [min, max] given as attributes."""
+    return _clip_6(x, min, max, None)
+
+
+def _clip_in_place(x: Any, min: Any = None, max: Any = None) -> Any:
+    same = all(b is None or np.asarray(b).dtype == np.asarray(x).dtype for b in (min, max))
+    return clamp(x, min, max, out=x if same and _owned(x) else None)
+
+
+@kernels.register("Clip", versions=(11, 12, 13), dtypes=NUMERIC, in_place=_clip_in_place)
 def clip(x: Any, min: Any = None, max: Any = None) -> Any:
     """min(max, max(x, min)); a missing bound does not clip."""
     return clamp(x, min, max)

@@ -27,7 +27,7 @@ def _blas(x: Any) -> np.ndarray:
     return x.astype(np.float32) if x.dtype == np.float16 else x
 
 
-@kernels.register("MatMul", versions=(1, 9, 13), dtypes=FLOATS)
+@kernels.register("MatMul", versions=(1, 9, 13), dtypes=FLOATS, fresh_output=True)
 def matmul(A: Any, B: Any) -> Any:
     """numpy-style matrix product (batched, 1-D operands promoted as numpy does)."""
     if A.dtype == np.float16:
@@ -35,7 +35,7 @@ def matmul(A: Any, B: Any) -> Any:
     return np.matmul(A, B)
 
 
-@kernels.register("Gemm", versions=(7, 9, 11, 13), dtypes=FLOATS)
+@kernels.register("Gemm", versions=(7, 9, 11, 13), dtypes=FLOATS, fresh_output=True)
 def gemm(
     A: Any,
     B: Any,
@@ -97,7 +97,9 @@ def _bn_check(info: NodeInfo) -> str | None:
     return None
 
 
-@kernels.register("BatchNormalization", versions=(6,), dtypes=FLOATS, check=_bn_check)
+@kernels.register(
+    "BatchNormalization", versions=(6,), dtypes=FLOATS, check=_bn_check, fresh_output=True
+)
 def batch_norm_6(
     X: Any, scale: Any, B: Any, mean: Any, var: Any, *, epsilon: float = 9.999999747378752e-06,
     is_test: int = 0, momentum: float = 0.8999999761581421, spatial: int = 1,
@@ -106,7 +108,9 @@ def batch_norm_6(
     return (_bn_inference(np.asarray(X), scale, B, mean, var, epsilon),)
 
 
-@kernels.register("BatchNormalization", versions=(7, 9), dtypes=FLOATS, check=_bn_check)
+@kernels.register(
+    "BatchNormalization", versions=(7, 9), dtypes=FLOATS, check=_bn_check, fresh_output=True
+)
 def batch_norm_7(
     X: Any, scale: Any, B: Any, mean: Any, var: Any, *, epsilon: float = 9.999999747378752e-06,
     momentum: float = 0.8999999761581421, spatial: int = 1,
@@ -115,7 +119,7 @@ def batch_norm_7(
     return (_bn_inference(np.asarray(X), scale, B, mean, var, epsilon),)
 
 
-@kernels.register("BatchNormalization", versions=(14, 15), check=all_checks(
+@kernels.register("BatchNormalization", versions=(14, 15), fresh_output=True, check=all_checks(
     input_dtypes(i0=FLOATS, i1=FLOATS, i2=FLOATS, i3=FLOATS, i4=FLOATS), _bn_check))  # fmt: skip
 def batch_norm(
     X: Any, scale: Any, B: Any, input_mean: Any, input_var: Any, *,

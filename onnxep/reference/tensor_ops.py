@@ -44,7 +44,7 @@ def transpose(data: Any, *, perm: tuple[int, ...] | None = None) -> Any:
     return np.transpose(data, perm)
 
 
-@kernels.register("Concat", versions=(4, 11, 13))
+@kernels.register("Concat", versions=(4, 11, 13), fresh_output=True)
 def concat(*inputs: Any, axis: int) -> Any:
     """Concatenate along ``axis``."""
     first = np.asarray(inputs[0])
