@@ -56,6 +56,7 @@ def padded(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: Any =
     """``x`` with spatial dims (2...) padded by ``value``; ``x`` itself when nothing to pad.
 
     Negative pads crop. The result is a scratch array (slot 0): read it, never return it.
+    Only the border is filled: the inside is written once, by the copy of ``x``.
     """
     if not any(begin) and not any(end):
         return x
@@ -64,7 +65,11 @@ def padded(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: Any =
     begin = [max(b, 0) for b in begin]
     shape = [n + b + max(e, 0) for n, b, e in zip(x.shape[2:], begin, end)]
     out = scratch(0, (*x.shape[:2], *shape), x.dtype)
-    out.fill(value)
+    for axis, (b, n) in enumerate(zip(begin, x.shape[2:]), start=2):
+        index: list[slice] = [slice(None)] * out.ndim
+        for border in (slice(0, b), slice(b + n, None)):
+            index[axis] = border
+            out[tuple(index)] = value
     out[(slice(None), slice(None), *(slice(b, b + n) for b, n in zip(begin, x.shape[2:])))] = x
     return out
 

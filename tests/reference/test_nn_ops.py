@@ -180,6 +180,24 @@ def test_average_pool(shape, attrs, count_include_pad):
     )
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_pools_on_random_geometry(seed):
+    """Random 2-D windows (kernel, stride, dilation, pads, ceil_mode) over several channels:
+    the flattened passes must never let a window read across a row or plane edge."""
+    rng = np.random.default_rng(seed)
+    kernel = [int(k) for k in rng.integers(1, 5, 2)]
+    attrs = {
+        "kernel_shape": kernel,
+        "strides": [int(s) for s in rng.integers(1, 4, 2)],
+        "pads": [int(rng.integers(0, k)) for k in kernel * 2],
+        "ceil_mode": int(rng.integers(0, 2)),
+    }
+    x = rand(int(rng.integers(1, 3)), int(rng.integers(1, 6)), *map(int, rng.integers(5, 17, 2)))
+    check("AveragePool", {"x": x}, 11, oracle="ort", count_include_pad=seed % 2, **attrs)
+    attrs["dilations"] = [int(d) for d in rng.integers(1, 3, 2)]
+    check("MaxPool", {"x": x}, 12, oracle="ort", **attrs)
+
+
 @pytest.mark.parametrize("opset", [7, 10, 11, 19, 22])
 def test_average_pool_versions(opset):
     check(
