@@ -53,7 +53,7 @@ def _cli(*argv: str) -> int:
     """Parse as the lead's dispatcher will: a ``bench`` subparser on a fresh parser."""
     parser = argparse.ArgumentParser(prog="onnxep")
     bench.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["bench", *argv])
+    args = parser.parse_args(["bench", "--settle", "0", *argv])
     assert args.func is bench.run
     return args.func(args)
 
@@ -261,7 +261,7 @@ def test_a_failing_runner_becomes_an_error_row() -> None:
         random_inputs,
         baseline=lambda: Runner("broken", "baseline", broken),
     )
-    config = BenchConfig(repeat=1, warmup=0, reference_evaluator=False)
+    config = BenchConfig(repeat=1, warmup=0, reference_evaluator=False, settle_s=0)
     record = run_model(model, [("ReferenceExecutionProvider",)], config, Progress(3, quiet=True))
     rows = {r["runner"]: r for r in record["results"]}
     assert rows["broken"]["error"].startswith("RuntimeError: no such device")

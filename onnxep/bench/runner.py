@@ -46,6 +46,10 @@ class BenchConfig:
     budget_s: float = 20.0
     threads: int = 1
     reference_evaluator: bool = True
+    #: Pause before the timed runs, so that worker threads an earlier runner left spinning
+    #: have gone to sleep: OpenBLAS's spin up to ~0.2 s after a GEMM, and onnxruntime timed
+    #: meanwhile ran up to 4x slower on this 2-core machine (SqueezeNet 6.9 ms, not 1.6).
+    settle_s: float = 0.3
 
 
 @dataclasses.dataclass
@@ -105,6 +109,7 @@ def measure(runner: Runner, model: bytes, feeds: Feeds, config: BenchConfig) -> 
         first_ms = _ms(start)
         for _ in range(warmup):
             run(feeds)
+        time.sleep(config.settle_s)
         runs: list[float] = []
         deadline = time.perf_counter() + config.budget_s
         while len(runs) < repeat and (len(runs) < MIN_REPEATS or time.perf_counter() < deadline):

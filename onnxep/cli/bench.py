@@ -67,6 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop repeating after this long per measurement, keeping at least 3 runs (default 20)",
     )
     timing.add_argument(
+        "--settle",
+        type=float,
+        default=0.3,
+        metavar="SECONDS",
+        help="pause before each runner's timed runs, so threads an earlier runner left "
+        "spinning (OpenBLAS's, up to ~0.2 s) do not slow it (default 0.3)",
+    )
+    timing.add_argument(
         "--threads",
         type=int,
         default=_default_threads(),
@@ -121,6 +129,7 @@ def _settings(args: argparse.Namespace, chains: list[tuple[str, ...]]) -> dict[s
         "ref_repeat": args.ref_repeat,
         "ref_warmup": 0,
         "budget_s": args.budget,
+        "settle_s": args.settle,
         "threads": args.threads,
         "reference_evaluator": not args.no_reference_evaluator,
         "chains": [list(c) for c in chains],
@@ -133,7 +142,8 @@ def _settings_markdown(s: dict[str, Any]) -> str:
     return (
         f"Each time is a percentile over up to {s['repeat']} timed runs{ref} after "
         f"{s['warmup']} warm-up run(s) (fewer runs, never below 3, past {s['budget_s']:g} s per "
-        f"measurement); {s['threads']} intra-op threads for onnxep and onnxruntime. "
+        f"measurement, each after a {s.get('settle_s', 0):g} s pause); {s['threads']} intra-op "
+        "threads for onnxep and onnxruntime. "
         "'time vs ORT' > 1 is slower than onnxruntime; 'speed-up vs RefEval' > 1 is faster "
         "than onnx's ReferenceEvaluator."
     )
@@ -200,6 +210,7 @@ def _config(args: argparse.Namespace) -> Any:
         ref_repeat=args.ref_repeat,
         ref_warmup=0,
         budget_s=args.budget,
+        settle_s=args.settle,
         threads=args.threads,
         reference_evaluator=not args.no_reference_evaluator,
     )
