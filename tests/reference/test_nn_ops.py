@@ -57,6 +57,23 @@ def test_conv(x_shape, w_shape, attrs, bias):
     check("Conv", inputs, 22, rtol=1e-4, atol=1e-4, **attrs)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_stride_one_conv_on_random_geometry(seed):
+    """Stride-1 convs, 1-D to 3-D, with groups, batches, dilations and asymmetric pads."""
+    rng = np.random.default_rng(seed)
+    nd = (1, 2, 2, 2, 3)[seed % 5]
+    group = int(rng.integers(1, 3))
+    kernel = [int(k) for k in rng.integers(2, 5, nd)]
+    dilations = [*(int(d) for d in rng.integers(1, 3, nd - 1)), 1]
+    pads = [int(rng.integers(0, k)) for k in kernel * 2]
+    size = [int(v) for v in rng.integers(24 if nd < 3 else 6, 31 if nd < 3 else 9, nd)]
+    x = rand(int(rng.integers(1, 3)), 3 * group, *size)
+    w = rand(2 * group, 3, *kernel, seed=1)
+    attrs = {"group": group, "dilations": dilations, "pads": pads}
+    inputs = {"x": x, "w": w, "b": rand(2 * group, seed=2)}
+    check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, **attrs)
+
+
 @pytest.mark.parametrize("opset", [1, 11, 22])
 @pytest.mark.parametrize("dtype", [np.float64, np.float16])
 def test_conv_versions_and_dtypes(opset, dtype):
