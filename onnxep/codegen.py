@@ -291,10 +291,11 @@ class Emitter:
         provider = segment.provider
         info = NodeInfo(self.prepare_node(node), segment.graph)
         try:
-            fn = provider.bind(info)
             kernel = provider.kernel_for(info)
             if kernel is not None and self._may_overwrite(node, kernel, provider):
                 fn = bind_kernel(dataclasses.replace(kernel, fn=kernel.in_place), info)
+            else:
+                fn = provider.bind(info)
         except Exception as exc:
             raise BuildFailure(segment, exc, node) from exc
         if kernel is not None and kernel.fresh_output and provider.device == HOST:
@@ -321,8 +322,8 @@ class Emitter:
     def _may_overwrite(self, node: Node, kernel: Kernel, provider: Provider) -> bool:
         """Whether the node may run in place: its first input is a host array that a kernel
         of this plan allocated, produced by the same provider, read by nothing else."""
-        if kernel.in_place is None or not node.inputs or provider.device != HOST:
-            return False
+        if kernel.in_place is None or not node.inputs:
+            return False  # (self.fresh holds host values only)
         value = node.inputs[0]
         return (
             value in self.fresh

@@ -142,7 +142,7 @@ def _settings_markdown(s: dict[str, Any]) -> str:
     return (
         f"Each time is a percentile over up to {s['repeat']} timed runs{ref} after "
         f"{s['warmup']} warm-up run(s) (fewer runs, never below 3, past {s['budget_s']:g} s per "
-        f"measurement, each after a {s.get('settle_s', 0):g} s pause); {s['threads']} intra-op "
+        f"measurement, each after a {s['settle_s']:g} s pause); {s['threads']} intra-op "
         "threads for onnxep and onnxruntime. "
         "'time vs ORT' > 1 is slower than onnxruntime; 'speed-up vs RefEval' > 1 is faster "
         "than onnx's ReferenceEvaluator."

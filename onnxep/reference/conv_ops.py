@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from onnxep.reference._common import FLOATS, attr_in, fresh, scratch
 from onnxep.reference._registry import kernels
 
-__all__ = ["conv_geometry", "padded"]
+__all__ = ["conv_geometry", "copy_out", "padded"]
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -74,7 +74,7 @@ def padded(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: Any =
     return out
 
 
-def _copy_out(view: np.ndarray) -> np.ndarray:
+def copy_out(view: np.ndarray) -> np.ndarray:
     """A contiguous output copy of ``view``."""
     out = fresh(view.shape, view.dtype)
     np.copyto(out, view)
@@ -154,7 +154,7 @@ def _depthwise_channels_last(
         ]
         np.multiply(src[(slice(None), *taps)], weights[pos], out=tmp)
         acc += tmp
-    return _copy_out(np.moveaxis(acc, -1, 1))
+    return copy_out(np.moveaxis(acc, -1, 1))
 
 
 def _depthwise_cl_flat(
@@ -176,7 +176,7 @@ def _depthwise_cl_flat(
         np.multiply(flat[:, offset : offset + length], weights[pos], out=tmp)
         head += tmp
     grid = acc.reshape(n, *spatial, c)[(slice(None), *(slice(0, o) for o in out))]
-    return _copy_out(np.moveaxis(grid, -1, 1))
+    return copy_out(np.moveaxis(grid, -1, 1))
 
 
 def _depthwise_flat(
@@ -201,7 +201,7 @@ def _depthwise_flat(
         )
         head += tmp
     grid = acc.reshape(n, c, *spatial)
-    return _copy_out(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
+    return copy_out(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
 
 
 def _shifted_pays(
@@ -241,7 +241,7 @@ def _conv_shifted(
         if k:
             head += tmp
     grid = acc.reshape(n, m, *spatial)
-    return _copy_out(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
+    return copy_out(grid[(slice(None), slice(None), *(slice(0, o) for o in out))])
 
 
 def _conv_float(

@@ -401,10 +401,10 @@ def where(condition: Any, x: Any, y: Any) -> Any:
 
 # --- Clip and Cast -------------------------------------------------------------------------
 def _clip_6(x: Any, lo: float, hi: float, out: Any) -> Any:
-    info = np.finfo(np.asarray(x).dtype)
-    dtype = np.asarray(x).dtype.type
-    low = None if lo <= info.min else dtype(lo)  # bounds beyond the dtype's range are no-ops
-    high = None if hi >= info.max else dtype(hi)
+    dtype = np.asarray(x).dtype
+    info = np.finfo(dtype)
+    low = None if lo <= info.min else dtype.type(lo)  # bounds beyond the dtype's range: no-ops
+    high = None if hi >= info.max else dtype.type(hi)
     return clamp(x, low, high, out=out)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from onnxep.graph import NodeInfo
 from onnxep.reference._common import FLOATS, factory, fresh, scratch
 from onnxep.reference._registry import kernels
-from onnxep.reference.conv_ops import padded
+from onnxep.reference.conv_ops import copy_out, padded
 
 __all__: list[str] = []
 
@@ -139,10 +139,7 @@ def _max_pool(x: Any, kernel: Sequence[int], a: dict[str, Any], indices: bool) -
     x = np.asarray(x)
     xp, out, begin, _ = _pad_for(x, kernel, a, _lowest(x.dtype))
     if not indices:
-        windows = _separable(xp, kernel, a, out, np.maximum)
-        y = fresh(windows.shape, windows.dtype)
-        np.copyto(y, windows)
-        return y
+        return copy_out(_separable(xp, kernel, a, out, np.maximum))
     y = tap = None
     for i, (_, view) in enumerate(_windows(xp, kernel, a, out)):
         if y is None:
