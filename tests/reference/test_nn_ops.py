@@ -74,6 +74,24 @@ def test_stride_one_conv_on_random_geometry(seed):
     check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, **attrs)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_depthwise_conv_on_random_geometry(seed):
+    """Depthwise convs on both of their paths (per-channel matmul, accumulation): 1-D to 3-D,
+    strides 1 and 2 on small and large planes, dilations, asymmetric pads, batches."""
+    rng = np.random.default_rng(seed)
+    nd = (1, 2, 2, 2, 3, 2)[seed % 6]
+    stride = int(rng.integers(1, 3))
+    kernel = [int(k) for k in rng.integers(2, 6 if nd == 1 else 4, nd)]
+    dilations = [int(d) for d in rng.integers(1, 3, nd)]
+    pads = [int(rng.integers(0, k)) for k in kernel * 2]
+    side = (8, 60, 6)[seed % 3] if nd == 2 else (40, 0, 7)[nd - 1]
+    channels = int(rng.integers(2, 40))
+    x = rand(int(rng.integers(1, 3)), channels, *([side] * nd))
+    attrs = {"group": channels, "dilations": dilations, "pads": pads, "strides": [stride] * nd}
+    inputs = {"x": x, "w": rand(channels, 1, *kernel, seed=1), "b": rand(channels, seed=2)}
+    check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, **attrs)
+
+
 @pytest.mark.parametrize("opset", [1, 11, 22])
 @pytest.mark.parametrize("dtype", [np.float64, np.float16])
 def test_conv_versions_and_dtypes(opset, dtype):
