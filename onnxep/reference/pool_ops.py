@@ -82,17 +82,96 @@ def _windows(xp: np.ndarray, kernel: Sequence[int], a: dict[str, Any], out: Sequ
         yield pos, xp[(slice(None), slice(None), *index)]
 
 
-def _pad_for(x: np.ndarray, kernel: Sequence[int], a: dict[str, Any], value: Any) -> Any:
-    """The input padded so that every window of every output fits, plus the geometry."""
-    out, begin, end = _geometry(x.shape[2:], kernel, a)
+def _end_padding(
+    shape: Sequence[int], kernel: Sequence[int], a: dict[str, Any], out: Sequence[int],
+    begin: Sequence[int],
+) -> list[int]:  # fmt: skip
+    """How far past its end each axis must be padded for every window of every output."""
     nd = len(kernel)
     strides = a["strides"] or (1,) * nd
     dil = a["dilations"] or (1,) * nd
-    need = [
+    return [
         max((o - 1) * s + (k - 1) * d + 1 - b - n, 0)
-        for o, s, k, d, b, n in zip(out, strides, kernel, dil, begin, x.shape[2:])
+        for o, s, k, d, b, n in zip(out, strides, kernel, dil, begin, shape)
     ]
+
+
+def _pad_for(x: np.ndarray, kernel: Sequence[int], a: dict[str, Any], value: Any) -> Any:
+    """The input padded so that every window of every output fits, plus the geometry."""
+    out, begin, end = _geometry(x.shape[2:], kernel, a)
+    need = _end_padding(x.shape[2:], kernel, a, out, begin)
     return padded(x, begin, need, value), out, begin, end
+
+
+def _reduced_windows(
+    x: np.ndarray, kernel: Sequence[int], a: dict[str, Any], ufunc: np.ufunc, value: Any
+) -> tuple[np.ndarray, list[int], list[int], list[int]]:
+    """Every window of ``x`` reduced with ``ufunc`` (max or add; ``value`` pads), as a
+    strided view (N, C, *out) of a scratch array to read once, plus the geometry."""
+    out, begin, end = _geometry(x.shape[2:], kernel, a)
+    need = _end_padding(x.shape[2:], kernel, a, out, begin)
+    if (any(begin) or any(need)) and _fits_unpadded(x.shape[2:], kernel, a, out, begin):
+        return _reduce_unpadded(x, kernel, a, out, begin, ufunc), out, begin, end
+    xp = padded(x, begin, need, value)
+    return _separable(xp, kernel, a, out, ufunc), out, begin, end
+
+
+def _fits_unpadded(
+    shape: Sequence[int], kernel: Sequence[int], a: dict[str, Any], out: Sequence[int],
+    begin: Sequence[int],
+) -> bool:  # fmt: skip
+    """Whether every window starts at most kernel - 1 before the input, is undilated, and
+    its stride-1 position lies inside the input (see :func:`_reduce_unpadded`)."""
+    nd = len(kernel)
+    strides = a["strides"] or (1,) * nd
+    dil = a["dilations"] or (1,) * nd
+    return all(
+        d == 1 and 0 <= b < k and (o - 1) * s < n
+        for d, b, k, o, s, n in zip(dil, begin, kernel, out, strides, shape)
+    )
+
+
+def _reduce_unpadded(
+    x: np.ndarray, kernel: Sequence[int], a: dict[str, Any], out: Sequence[int],
+    begin: Sequence[int], ufunc: np.ufunc,
+) -> np.ndarray:  # fmt: skip
+    """Windows reduced without a padded copy of ``x`` (numpy copies a padded plane row by
+    row, several times slower than a flat pass).
+
+    Each axis's pass computes, at every input position p, the window starting at
+    p - begin: flat shifted slices of the whole array give the positions whose window lies
+    inside the axis, and the few border positions per axis are recomputed from their
+    valid taps only. Output o is then position o * stride. Returns a strided view of a
+    scratch array, read once into the output by the caller.
+    """
+    nd = len(kernel)
+    strides = a["strides"] or (1,) * nd
+    spatial = x.shape[2:]
+    src = np.ascontiguousarray(x)
+    total, slot = src.size, 1
+    for axis in reversed(range(nd)):
+        k, first, n = kernel[axis], begin[axis], spatial[axis]
+        if k == 1:
+            continue
+        pitch = math.prod(spatial[axis + 1 :])
+        dst = scratch(slot, src.shape, src.dtype)
+        flat_src, flat_dst = src.reshape(-1), dst.reshape(-1)
+        span = total - (k - 1) * pitch  # positions whose window may lie inside the axis
+        if span > 0:
+            acc = flat_dst[first * pitch : first * pitch + span]
+            ufunc(flat_src[:span], flat_src[pitch : pitch + span], out=acc)
+            for tap in range(2, k):
+                ufunc(acc, flat_src[tap * pitch : tap * pitch + span], out=acc)
+        rows_src, rows_dst = src.reshape(-1, n, pitch), dst.reshape(-1, n, pitch)
+        last = k - 1 - first
+        for p in (*range(min(first, n)), *range(max(n - last, first), n)):
+            taps = [t for t in range(p - first, p - first + k) if 0 <= t < n]
+            np.copyto(rows_dst[:, p], rows_src[:, taps[0]])
+            for t in taps[1:]:
+                ufunc(rows_dst[:, p], rows_src[:, t], out=rows_dst[:, p])
+        src, slot = dst, 3 - slot
+    picks = tuple(slice(0, s * (o - 1) + 1, s) for s, o in zip(strides, out))
+    return src[(slice(None), slice(None), *picks)]
 
 
 def _lowest(dtype: np.dtype) -> Any:
@@ -137,9 +216,9 @@ def _separable(
 
 def _max_pool(x: Any, kernel: Sequence[int], a: dict[str, Any], indices: bool) -> Any:
     x = np.asarray(x)
-    xp, out, begin, _ = _pad_for(x, kernel, a, _lowest(x.dtype))
     if not indices:
-        return copy_out(_separable(xp, kernel, a, out, np.maximum))
+        return copy_out(_reduced_windows(x, kernel, a, np.maximum, _lowest(x.dtype))[0])
+    xp, out, begin, _ = _pad_for(x, kernel, a, _lowest(x.dtype))
     y = tap = None
     for i, (_, view) in enumerate(_windows(xp, kernel, a, out)):
         if y is None:
@@ -220,8 +299,7 @@ def _tap_counts(
 
 
 def _sum_pool(x: np.ndarray, kernel: Sequence[int], a: dict[str, Any]) -> Any:
-    xp, out, begin, end = _pad_for(x, kernel, a, 0)
-    return _separable(xp, kernel, a, out, np.add), out, begin, end
+    return _reduced_windows(x, kernel, a, np.add, 0)
 
 
 def _average_pool(x: Any, kernel: Sequence[int], a: dict[str, Any], cache: dict[Any, Any]) -> Any:

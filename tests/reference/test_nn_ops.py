@@ -233,6 +233,31 @@ def test_pools_on_random_geometry(seed):
     check("MaxPool", {"x": x}, 12, oracle="ort", **attrs)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_padded_pools_without_a_padded_copy(seed):
+    """Pools whose pads are shorter than the kernel run on the unpadded input (flat passes,
+    border positions recomputed): 1-D to 3-D, planes smaller than the window, SPP-style
+    'same' max pools, strides with ceil_mode, int8."""
+    rng = np.random.default_rng(seed)
+    nd = (1, 2, 2, 3)[seed % 4]
+    kernel = [int(k) for k in rng.integers(2, 8, nd)]
+    pads = [int(rng.integers(0, k)) for k in kernel * 2]
+    if seed % 3 == 0:  # 'same' geometry: output size == input size at stride 1
+        pads = [k // 2 for k in kernel] + [k - 1 - k // 2 for k in kernel]
+    attrs = {
+        "kernel_shape": kernel,
+        "strides": [int(s) for s in rng.integers(1, 3, nd)],
+        "pads": pads,
+        "ceil_mode": int(rng.integers(0, 2)),
+    }
+    shape = [int(v) for v in rng.integers(2, 12 if nd < 3 else 7, nd)]
+    x = rand(int(rng.integers(1, 3)), int(rng.integers(1, 5)), *shape)
+    check("AveragePool", {"x": x}, 11, oracle="ort", count_include_pad=seed % 2, **attrs)
+    check("MaxPool", {"x": x}, 12, oracle="ort", **attrs)
+    ints = rng.integers(-128, 128, x.shape).astype(np.int8)
+    check("MaxPool", {"x": ints}, 12, oracle="ort", **attrs)
+
+
 @pytest.mark.parametrize("opset", [7, 10, 11, 19, 22])
 def test_average_pool_versions(opset):
     check(
