@@ -9,17 +9,22 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 if TYPE_CHECKING:
+    from onnxep.partition import Partition
     from onnxep.plan import Plan
 
 __all__ = ["Explanation", "annotate_model"]
 
 
 class Explanation:
-    """A plan's placement, printable (``str``) and as data (``to_dict``)."""
+    """A placement, printable (``str``) and as data (``to_dict``).
 
-    def __init__(self, plan: Plan) -> None:
+    Built from a compiled plan, or from a partition alone (``plan=None``) for a model that
+    cannot be compiled: then it has no transfers, and lists the nodes no provider can run.
+    """
+
+    def __init__(self, partition: Partition, plan: Plan | None = None) -> None:
         self.plan = plan
-        self.partition = plan.partition
+        self.partition = partition
 
     def provider_of(self, node: int | str) -> str:
         """The provider of a node given by position in the graph, name or label."""
@@ -61,12 +66,13 @@ class Explanation:
             for n in seg.nodes
             if parts.refusals.get(n.index)
         ]
-        fell_back = [d for d in declined if d["ran_on"] == fallback]
+        unrunnable = [
+            d for d in declined if any(r["provider"] == fallback for r in d["declined_by"])
+        ]
+        fell_back = [d for d in declined if d["ran_on"] == fallback and d not in unrunnable]
         per_provider = collections.Counter(
             seg.provider.name for seg in parts.segments for _ in seg.nodes
         )
-        runtime = [t for t in self.plan.transfers if not t.constant]
-        constant = [t for t in self.plan.transfers if t.constant]
         return {
             "providers": [p.name for p in parts.providers],
             "nodes": len(parts.graph.nodes),
@@ -75,14 +81,23 @@ class Explanation:
             "segments": segments,
             "fallback": fell_back,
             "declined": [d for d in declined if d["ran_on"] != fallback],
-            "transfers": {
-                "per_run": len(runtime),
-                "per_run_values": [f"{t.value}: {t.source} -> {t.target}" for t in runtime],
-                "constants_uploaded": len(constant),
-                "constant_bytes": sum(t.nbytes for t in constant),
-                "last_run_count": self.plan.stats.count,
-                "last_run_bytes": self.plan.stats.bytes,
-            },
+            "unrunnable": unrunnable,
+            "compiled": self.plan is not None,
+            "transfers": self._transfers(),
+        }
+
+    def _transfers(self) -> dict[str, Any] | None:
+        if self.plan is None:
+            return None
+        runtime = [t for t in self.plan.transfers if not t.constant]
+        constant = [t for t in self.plan.transfers if t.constant]
+        return {
+            "per_run": len(runtime),
+            "per_run_values": [f"{t.value}: {t.source} -> {t.target}" for t in runtime],
+            "constants_uploaded": len(constant),
+            "constant_bytes": sum(t.nbytes for t in constant),
+            "last_run_count": self.plan.stats.count,
+            "last_run_bytes": self.plan.stats.bytes,
         }
 
     def to_json(self) -> str:
@@ -122,7 +137,12 @@ class Explanation:
         if data["declined"]:
             lines += ["", "ran on a later provider in the list:"]
             lines += _declines(data["declined"], show_target=True)
+        if data["unrunnable"]:
+            lines += ["", "no provider can run (the model cannot run until one does):"]
+            lines += _declines(data["unrunnable"], show_target=False)
         t = data["transfers"]
+        if t is None:
+            return "\n".join([*lines, "", "not compiled: placement only, no transfers planned"])
         lines += [
             "",
             f"transfers per run: {t['per_run']}"

@@ -20,11 +20,12 @@ from onnxep.io_binding import is_device_array, run_device_feeds
 from onnxep.load import load_model
 from onnxep.metadata import ModelMetadata, NodeArg
 from onnxep.options import STRICT_KEY, GraphOptimizationLevel, RunOptions, SessionOptions
+from onnxep.partition import partition
 from onnxep.plan import Plan, RecoveringPlan
 from onnxep.profiling import Profiler
 from onnxep.provider import Provider
 
-__all__ = ["InferenceSession"]
+__all__ = ["InferenceSession", "placement"]
 
 
 class InferenceSession:
@@ -41,15 +42,9 @@ class InferenceSession:
         start = time.perf_counter_ns()
         self._options = sess_options or SessionOptions()
         self._model, self._folder = load_model(path_or_bytes)
-        opsets = {
-            ("" if o.domain == "ai.onnx" else o.domain): o.version for o in self._model.opset_import
-        }
-        self._graph: Graph = graph_from_proto(
-            self._model.graph, opsets, overridable=self._model.ir_version >= 4
-        )
         self._providers, notes = resolve_providers(providers, provider_options)
-        if self._options.graph_optimization_level != GraphOptimizationLevel.ORT_DISABLE_ALL:
-            self._graph = fuse_conv_followers(fold_constants(self._graph, self._providers[-1]))
+        optimize = self._options.graph_optimization_level != GraphOptimizationLevel.ORT_DISABLE_ALL
+        self._graph = _prepared_graph(self._model, self._providers, optimize)
         for note in notes:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
         threads = self._options.intra_op_num_threads or None
@@ -146,7 +141,7 @@ class InferenceSession:
 
     def explain(self) -> Explanation:
         """Where each node runs and why the others did not (print it, or ``.to_dict()``)."""
-        return Explanation(self._plan)
+        return Explanation(self._plan.partition, self._plan)
 
     def assignment(self, node: int | str) -> str:
         """The provider name a node (by position or name) was given."""
@@ -249,3 +244,27 @@ def _as_result(value: Any, fed: Sequence[np.ndarray] = ()) -> Any:
     ):
         return value.copy()
     return value
+
+
+def _prepared_graph(model: Any, providers: Sequence[Provider], optimize: bool) -> Graph:
+    """The model's graph, constants folded and Conv followers fused when ``optimize``."""
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+    graph = graph_from_proto(model.graph, opsets, overridable=model.ir_version >= 4)
+    if optimize:
+        graph = fuse_conv_followers(fold_constants(graph, providers[-1]))
+    return graph
+
+
+def placement(
+    path_or_bytes: Any,
+    providers: Sequence[ProviderSpec] | None = None,
+    provider_options: Sequence[Mapping[str, Any]] | None = None,
+) -> Explanation:
+    """The placement report of a model, partitioned but not compiled.
+
+    For a model a session refuses because some node has no implementation anywhere: the
+    report still shows where every other node would run, and names the ones nothing runs.
+    """
+    model, _ = load_model(path_or_bytes)
+    chosen, _ = resolve_providers(providers, provider_options)
+    return Explanation(partition(_prepared_graph(model, chosen, optimize=True), chosen))

@@ -9,6 +9,7 @@ import onnx
 import pytest
 from fake_device import FakeDeviceProvider
 from graphs import model, node
+from onnx import helper
 
 import onnxep
 from onnxep.cli.main import main
@@ -85,6 +86,30 @@ def test_partition_text_json_and_annotated(fake, small_model, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["nodes_per_provider"] == {fake: 2, "ReferenceExecutionProvider": 1}
     assert data["transfers"]["per_run"] == 4
+
+
+def test_partition_reports_a_model_no_provider_can_run(fake, tmp_path, capsys):
+    """A custom-domain op nothing implements: the report still places every other node,
+    names the unrunnable one with each provider's reason, and the command exits 1."""
+    custom = helper.make_node("Frobnicate", ["a"], ["b"], name="frob", domain="com.acme")
+    m = model(
+        [node("Add", ["x", "x"], ["a"]), custom, node("Relu", ["b"], ["y"])], {"x": [2]}, ["y"]
+    )
+    m.opset_import.append(helper.make_opsetid("com.acme", 1))
+    path = tmp_path / "custom.onnx"
+    onnx.save(m, path)
+    assert main(["partition", str(path), "--providers", "fakedevice,reference"]) == 1
+    captured = capsys.readouterr()
+    assert "cannot run node 'frob'" in captured.err
+    report = captured.out.split("no provider can run")[1]
+    assert "frob (com.acme.Frobnicate-1)" in report
+    assert "ReferenceExecutionProvider: no implementation of Frobnicate" in report
+    assert "not compiled" in captured.out
+    assert main(["partition", str(path), "--providers", "fakedevice", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [d["node"] for d in data["unrunnable"]] == ["frob"]
+    assert data["nodes_per_provider"][fake] == 1  # the Add
+    assert data["compiled"] is False and data["transfers"] is None
 
 
 def test_providers_lists_availability(fake, capsys):

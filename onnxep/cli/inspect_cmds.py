@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -10,9 +11,11 @@ import numpy as np
 import onnx
 
 from onnxep.discovery import entries
+from onnxep.errors import NotImplemented
 from onnxep.explain import annotate_model
 from onnxep.feeds_random import parse_dims, random_feeds
-from onnxep.session import InferenceSession
+from onnxep.load import load_model
+from onnxep.session import InferenceSession, placement
 
 __all__ = ["add_parsers", "compare", "split_providers"]
 
@@ -108,15 +111,23 @@ def compare(model: Any, feeds: dict[str, Any], outputs: list[Any], against: str)
 
 
 def cmd_partition(args: argparse.Namespace) -> int:
-    """Print the placement report (text or JSON), optionally save an annotated model."""
-    session = InferenceSession(args.model, providers=split_providers(args.providers))
-    report = session.explain()
+    """Print the placement report (text or JSON), optionally save an annotated model.
+
+    A model with a node no provider runs still gets its report (placement only, exit 1).
+    """
+    providers = split_providers(args.providers)
+    try:
+        report = InferenceSession(args.model, providers=providers).explain()
+        status = 0
+    except NotImplemented as error:
+        report, status = placement(args.model, providers=providers), 1
+        print(f"onnxep: {error}", file=sys.stderr)
     print(report.to_json() if args.json else report)
     if args.save_annotated:
-        onnx.save(annotate_model(session._model, report), args.save_annotated)
+        onnx.save(annotate_model(load_model(args.model)[0], report), args.save_annotated)
         if not args.json:
             print(f"\nannotated model written to {args.save_annotated}")
-    return 0
+    return status
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
