@@ -69,6 +69,7 @@ def _skip_layer_norm(
 RULES: dict[str, Rule] = {
     "Gelu": _like_first,
     "BiasGelu": _like_first,
+    "FastGelu": _like_first,
     "QuickGelu": _like_first,
     "FusedConv": _same_rank,
     "FusedGemm": _matrix,

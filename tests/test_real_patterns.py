@@ -129,6 +129,8 @@ def _rand(*shape: int, seed: int = 0) -> np.ndarray:
 CONTRIB_CASES = {
     "gelu": ([_ms("Gelu", ["x"], ["y"])], {"x": [2, 8]}, {}),
     "bias_gelu": ([_ms("BiasGelu", ["x", "b"], ["y"])], {"x": [2, 3, 8]}, {"b": _rand(8)}),
+    "fast_gelu": ([_ms("FastGelu", ["x"], ["y"])], {"x": [2, 3, 8]}, {}),
+    "fast_gelu_bias": ([_ms("FastGelu", ["x", "b"], ["y"])], {"x": [2, 3, 8]}, {"b": _rand(8)}),
     "quick_gelu": ([_ms("QuickGelu", ["x"], ["y"])], {"x": [2, 8]}, {}),
     "quick_gelu_silu": ([_ms("QuickGelu", ["x"], ["y"], alpha=1.0)], {"x": [4, 8]}, {}),
     "fused_matmul": (

@@ -1,7 +1,7 @@
 """The small onnxruntime contrib ops (domain ``com.microsoft``) that its optimiser writes.
 
 A model saved by onnxruntime with ``optimized_model_filepath`` at ``ORT_ENABLE_EXTENDED``
-holds fused ops: Gelu, BiasGelu, QuickGelu, FusedMatMul, FusedGemm, FusedConv and
+holds fused ops: Gelu, BiasGelu, FastGelu, QuickGelu, FusedMatMul, FusedGemm, FusedConv and
 SkipLayerNormalization are each a few lines of standard ops, implemented here. Source of the
 semantics: onnxruntime's contrib schemas (``docs/ContribOperators.md``, also
 ``onnxruntime.capi._pybind_state.get_all_operator_schema()``) and its CPU kernels
@@ -76,6 +76,24 @@ def ms_gelu(X: Any) -> tuple[Any]:
 def bias_gelu(A: Any, B: Any) -> tuple[Any]:
     """Gelu(A + B), B a bias broadcast along the last dim."""
     return (_gelu(np.asarray(A) + np.asarray(B)),)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+@kernels.register("FastGelu", versions=(1,), domain=MS)
+def fast_gelu(X: Any, bias: Any = None) -> tuple[Any]:
+    """Gelu's tanh approximation of ``X + bias``: what onnxruntime fuses ``gelu(approximate=
+    "tanh")`` (GPT-2's ``NewGELU``) into, at ``ORT_ENABLE_EXTENDED`` and in its transformers
+    optimiser. float16 is computed in float32, as onnxruntime's CPU kernel does."""
+    x = np.asarray(X)
+    dtype = x.dtype
+    if bias is not None:
+        x = x + np.asarray(bias)
+    wide = x.astype(np.float32) if dtype == np.float16 else x
+    inner = wide * (wide * wide * wide.dtype.type(0.044715) + 1) * wide.dtype.type(_SQRT_2_OVER_PI)
+    y = wide * (np.tanh(inner) + 1) * wide.dtype.type(0.5)
+    return (y.astype(dtype, copy=False),)
 
 
 @kernels.register("QuickGelu", versions=(1,), domain=MS)
