@@ -251,3 +251,33 @@ def test_nodes_after_contrib_ops_are_typed_and_claimed(provider):
     assert session.assignment("y") == provider, str(session.explain())
     feeds = {"x": _rand(2, 3, 8, seed=4), "s": _rand(2, 3, 8, seed=5)}
     _check(proto, feeds, [provider], rtol=1e-4, atol=1e-5)
+
+
+# --- quantize_static(QuantFormat.QOperator): uint8 Resize and the QLinear* contrib ops -----
+
+
+def _ints(dtype: type, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.random.default_rng(seed).integers(info.min, info.max + 1, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("ctm", ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"])
+@pytest.mark.parametrize("scales", [[1, 1, 2, 1.5], [1, 1, 0.5, 0.75], [1, 1, 2, 2]])
+@pytest.mark.parametrize("providers", [None, ["reference"]], ids=["default", "reference"])
+def test_integer_bilinear_resize_truncates_like_onnxruntime(providers, scales, ctm):
+    # a QOperator YOLO upsamples its uint8 feature map bilinearly: onnx's op rounds where
+    # onnxruntime truncates its float32 sum, one step off in a third of the outputs
+    nodes = [
+        node("Resize", ["x", "", "s"], ["y"], mode="linear", coordinate_transformation_mode=ctm)
+    ]
+    init = {"s": np.array(scales, np.float32)}
+    for elem, dtype in ((TensorProto.UINT8, np.uint8), (TensorProto.INT8, np.int8)):
+        proto = model(nodes, {"x": [1, 8, 10, 12]}, ["y"], init, opset=13, elem=elem)
+        _check(proto, {"x": _ints(dtype, (1, 8, 10, 12), seed=3)}, providers, rtol=0, atol=0)
+
+
+def test_integer_upsample_9_truncates_like_onnxruntime():
+    nodes = [node("Upsample", ["x", "s"], ["y"], mode="linear")]
+    init = {"s": np.array([1, 1, 2, 3], np.float32)}
+    proto = model(nodes, {"x": [1, 4, 5, 7]}, ["y"], init, opset=9, elem=TensorProto.UINT8)
+    _check(proto, {"x": _ints(np.uint8, (1, 4, 5, 7), seed=4)}, ["reference"], rtol=0, atol=0)

@@ -5,6 +5,16 @@ Resizing is separable: each resized axis maps its output indices to source coord
 and gathers along that axis only. Antialiasing is left to onnx's op (declined by the check).
 Upsample and Resize-10 follow onnxruntime: asymmetric coordinates, nearest rounds down
 (up when downsampling, Resize-10 only), linear clamps at the border.
+
+A linear resize of an integer tensor (the uint8/int8 ``Resize`` of a model quantised in
+QOperator format, whose Upsample runs on the quantised values) truncates toward zero into
+the input's type, as onnxruntime's CPU kernel does (onnx's reference op rounds instead, one
+step off in about a third of the outputs). Truncation makes the last float bit matter, so
+the common case, the last two axes of an NCHW tensor, repeats onnxruntime's float32 bilinear
+arithmetic (:func:`_bilinear_truncated`) and matches it exactly; other integer linear
+resizes interpolate separably in float64 (a value within 1e-3 of an integer counts as that
+integer) and can be one step off where onnxruntime's float32 lands just below an integer.
+Cubic integer resizes are left to onnx's op.
 """
 
 from __future__ import annotations
@@ -40,9 +50,36 @@ def _check(info: NodeInfo) -> str | None:
         return "unknown nearest_mode"
     if a.get("keep_aspect_ratio_policy", "stretch") not in ("stretch", "not_larger", "not_smaller"):
         return "unknown keep_aspect_ratio_policy"
-    if mode != "nearest" and dtype_name(info, 0) not in FLOATS:
+    allowed = (*FLOATS, *_INTEGERS) if mode == "linear" else FLOATS
+    if mode != "nearest" and dtype_name(info, 0) not in allowed:
         return f"{mode} resize of {dtype_name(info, 0)} is left to onnx"
     return None
+
+
+_INTEGERS = ("int8", "uint8", "int32")  # the integer types onnxruntime resizes
+
+
+def _working(x: np.ndarray, mode: str) -> np.ndarray:
+    """The array to interpolate: float16 widens to float32 and integers to float64, unless
+    nearest."""
+    if mode == "nearest":
+        return x
+    if np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.float64)
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+def _narrowed(work: Any, dtype: np.dtype) -> np.ndarray:
+    """The result in the input's type: integers truncate toward zero (a value within 1e-3 of
+    an integer is that integer) and saturate."""
+    work = np.asarray(work)
+    if np.issubdtype(dtype, np.integer) and not np.issubdtype(work.dtype, np.integer):
+        info = np.iinfo(dtype)
+        near = np.rint(work)
+        work = np.clip(
+            np.where(np.abs(work - near) < 1e-3, near, np.trunc(work)), info.min, info.max
+        )
+    return work.astype(dtype, copy=False)
 
 
 def _source(ctm: str, out: int, size: int, scale: float, roi: tuple[float, float]) -> np.ndarray:
@@ -157,18 +194,93 @@ def _targets(
     return axes, [int(f * x.shape[d]) for f, d in zip(factors, axes)], factors
 
 
+def _bilinear_params(
+    ctm: str, out: int, size: int, scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """onnxruntime's float32 source taps and weights along one axis of a bilinear resize:
+    clamped coordinate, its two neighbours, and distances (0.5 each at the last pixel)."""
+    f32 = np.float32
+    y = np.arange(out, dtype=f32)
+    if ctm == "align_corners":
+        c = np.zeros(out, f32) if out == 1 else y * f32(size - 1) / f32(out - 1)
+    elif ctm == "asymmetric":
+        c = y / f32(scale)
+    elif ctm == "pytorch_half_pixel" and out == 1:
+        c = np.zeros(out, f32)
+    else:  # half_pixel, pytorch_half_pixel
+        c = (y + f32(0.5)) / f32(scale) - f32(0.5)
+    c = np.clip(c, f32(0), f32(size - 1))
+    first = np.minimum(c.astype(np.int64), size - 1)
+    second = np.minimum(first + 1, size - 1)
+    near, far = np.abs(c - first.astype(f32)), np.abs(c - second.astype(f32))
+    edge = first == second
+    near[edge], far[edge] = f32(0.5), f32(0.5)
+    return first, second, near, far
+
+
+def _bilinear_truncated(
+    x: np.ndarray, outs: Sequence[int], factors: Sequence[float], ctm: str
+) -> np.ndarray:
+    """An integer bilinear resize of the last two axes with onnxruntime's arithmetic:
+    float32 products of the 2-D weights summed in its order, truncated and saturated."""
+    (h, w), (oh, ow) = x.shape[-2:], outs
+    y1, y2, dy1, dy2 = _bilinear_params(ctm, oh, h, factors[0])
+    x1, x2, dx1, dx2 = _bilinear_params(ctm, ow, w, factors[1])
+    data = x.astype(np.float32)
+    rows1, rows2 = y1[:, None], y2[:, None]
+    result = (dx2[None, :] * dy2[:, None]) * data[..., rows1, x1] + (
+        dx1[None, :] * dy2[:, None]
+    ) * data[..., rows1, x2]
+    result = result + (dx2[None, :] * dy1[:, None]) * data[..., rows2, x1]
+    result = result + (dx1[None, :] * dy1[:, None]) * data[..., rows2, x2]
+    info = np.iinfo(x.dtype)
+    return np.clip(np.trunc(result), info.min, info.max).astype(x.dtype)
+
+
+def _last_two_only(
+    x: np.ndarray, axes: Sequence[int], outs: Sequence[int], factors: Sequence[float]
+) -> tuple[list[int], list[float]] | None:
+    """(outs, factors) of the last two axes when nothing else is resized, else None."""
+    if x.ndim < 2:
+        return None
+    plan = {d: (o, f) for d, o, f in zip(axes, outs, factors)}
+    for d in range(x.ndim - 2):
+        if d in plan and (plan[d][0] != x.shape[d] or plan[d][1] != 1.0):
+            return None
+    last = [plan.get(d, (x.shape[d], 1.0)) for d in (x.ndim - 2, x.ndim - 1)]
+    return [o for o, _ in last], [f for _, f in last]
+
+
+def _integer_bilinear(
+    x: np.ndarray, axes: Sequence[int], outs: Sequence[int], factors: Sequence[float], ctm: str
+) -> np.ndarray | None:
+    """onnxruntime's exact integer bilinear resize where it applies (linear mode, integer
+    input, only the last two axes resized, no crop), else None."""
+    if not np.issubdtype(x.dtype, np.integer) or ctm not in _BILINEAR_TRANSFORMS:
+        return None
+    last = _last_two_only(x, axes, outs, factors)
+    return None if last is None else _bilinear_truncated(x, last[0], last[1], ctm)
+
+
+_BILINEAR_TRANSFORMS = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric")
+
+
 def _resize(x: Any, roi: Any, scales: Any, sizes: Any, a: dict[str, Any]) -> Any:
     x = np.asarray(x)
     axes, outs, factors = _targets(x, scales, sizes, a)
+    if a["mode"] == "linear":
+        exact = _integer_bilinear(x, axes, outs, factors, a["coordinate_transformation_mode"])
+        if exact is not None:
+            return exact
     crop = a["coordinate_transformation_mode"] == "tf_crop_and_resize"
     roi = np.reshape(roi, -1).astype(np.float64) if roi is not None and np.size(roi) else None
-    work = x.astype(np.float32) if x.dtype == np.float16 and a["mode"] != "nearest" else x
+    work = _working(x, a["mode"])
     for i, (axis, out, factor) in enumerate(zip(axes, outs, factors)):
         pair = (0.0, 1.0) if roi is None else (roi[i], roi[i + len(axes)])
         if out == work.shape[axis] and factor == 1.0 and not crop:
             continue
         work = _resize_axis(work, axis, out, factor, pair, a)
-    return np.asarray(work).astype(x.dtype, copy=False)
+    return _narrowed(work, x.dtype)
 
 
 @kernels.register("Resize", versions=(11, 13, 18, 19), check=_check, host_inputs=(1, 2, 3))
@@ -192,7 +304,13 @@ def resize(
 def _legacy(x: Any, scales: Any, mode: str, downsample_ceil: bool) -> Any:
     """Upsample / Resize-10: asymmetric coordinates; nearest floors, linear clamps."""
     x = np.asarray(x)
-    work = x.astype(np.float32) if x.dtype == np.float16 else x
+    if mode == "linear":
+        factors = [float(f) for f in np.reshape(scales, -1)]
+        outs = [int(f * n) for f, n in zip(factors, x.shape)]
+        exact = _integer_bilinear(x, range(x.ndim), outs, factors, "asymmetric")
+        if exact is not None:
+            return exact
+    work = _working(x, mode)
     for axis, factor in enumerate(float(s) for s in np.reshape(scales, -1)):
         size, out = x.shape[axis], int(factor * x.shape[axis])
         if factor == 1.0:
@@ -205,14 +323,14 @@ def _legacy(x: Any, scales: Any, mode: str, downsample_ceil: bool) -> Any:
             base = np.floor(src)
             index = np.stack([base, np.minimum(base + 1, size - 1)], 1).astype(np.int64)
             work = _along(work, axis, index, np.stack([1 - (src - base), src - base], 1))
-    return np.asarray(work).astype(x.dtype, copy=False)
+    return _narrowed(work, x.dtype)
 
 
 def _legacy_check(info: NodeInfo) -> str | None:
     mode = info.attrs.get("mode", "nearest")
     if mode not in ("nearest", "linear"):
         return f"mode={mode!r} is not implemented"
-    if mode == "linear" and dtype_name(info, 0) not in FLOATS:
+    if mode == "linear" and dtype_name(info, 0) not in (*FLOATS, *_INTEGERS):
         return "linear upsampling of non-floats is left to onnx"
     return None
 
