@@ -66,6 +66,31 @@ def _skip_layer_norm(
     return [(elem, first), (FLOAT, _rank(first)), (FLOAT, _rank(first)), (elem, first)]
 
 
+def _input(types: list[onnx.TypeProto | None], index: int | None) -> onnx.TypeProto | None:
+    return types[index] if index is not None and index < len(types) else None
+
+
+def _quantized(zero_point: int, rank_of: int | None, rank: int | None = None) -> Rule:
+    """QOperator ops: the element type of input ``zero_point`` (the output's zero point;
+    uint8 when absent, as in QuantizeLinear), and the rank of input ``rank_of`` (else
+    ``rank``, None when unknown)."""
+
+    def rule(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+        point = _input(types, zero_point)
+        elem = point.tensor_type.elem_type if point is not None else onnx.TensorProto.UINT8
+        source = _input(types, rank_of)
+        return [(elem, _rank(source) if source is not None else rank)]
+
+    return rule
+
+
+def _qgemm(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+    """QGemm: a matrix, float32 without ``y_scale`` (input 7), else of ``y_zero_point``'s."""
+    if _input(types, 7) is None:
+        return [(FLOAT, 2)]
+    return _quantized(8, None, 2)(node, types)
+
+
 RULES: dict[str, Rule] = {
     "Gelu": _like_first,
     "BiasGelu": _like_first,
@@ -75,6 +100,14 @@ RULES: dict[str, Rule] = {
     "FusedGemm": _matrix,
     "FusedMatMul": _matmul,
     "SkipLayerNormalization": _skip_layer_norm,
+    "QLinearAdd": _quantized(7, 0),
+    "QLinearMul": _quantized(7, 0),
+    "QLinearSigmoid": _quantized(4, 0),
+    "QLinearLeakyRelu": _quantized(4, 0),
+    "QLinearSoftmax": _quantized(4, 0),
+    "QLinearGlobalAveragePool": _quantized(4, 0),
+    "QLinearConcat": _quantized(1, 2),
+    "QGemm": _qgemm,
 }
 
 

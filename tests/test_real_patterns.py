@@ -281,3 +281,76 @@ def test_integer_upsample_9_truncates_like_onnxruntime():
     init = {"s": np.array([1, 1, 2, 3], np.float32)}
     proto = model(nodes, {"x": [1, 4, 5, 7]}, ["y"], init, opset=9, elem=TensorProto.UINT8)
     _check(proto, {"x": _ints(np.uint8, (1, 4, 5, 7), seed=4)}, ["reference"], rtol=0, atol=0)
+
+
+def _q_params(dtype: type) -> dict[str, np.ndarray]:
+    """Scales and zero points of three quantised tensors a, b and the output c."""
+    zero = dtype(-5) if dtype is np.int8 else dtype(130)
+    return {
+        "sa": np.array(0.0213, np.float32),
+        "za": np.array(3, dtype),
+        "sb": np.array(0.0171, np.float32),
+        "zb": np.array(zero, dtype),
+        "sc": np.array(0.0277, np.float32),
+        "zc": np.array(7, dtype),
+        "ss": np.array(1 / 256, np.float32),  # a softmax output's scale and zero point
+        "zs": np.array(np.iinfo(dtype).min, dtype),
+    }
+
+
+QLINEAR_CASES = {
+    "add": [_ms("QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["y"])],
+    "mul": [_ms("QLinearMul", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["y"])],
+    "sigmoid": [_ms("QLinearSigmoid", ["a", "sa", "za", "sc", "zc"], ["y"])],
+    "leaky_relu": [_ms("QLinearLeakyRelu", ["a", "sa", "za", "sc", "zc"], ["y"], alpha=0.1)],
+    "global_average_pool": [_ms("QLinearGlobalAveragePool", ["a", "sa", "za", "sc", "zc"], ["y"])],
+    "global_average_pool_nhwc": [
+        _ms("QLinearGlobalAveragePool", ["a", "sa", "za", "sc", "zc"], ["y"], channels_last=1)
+    ],
+    "concat": [_ms("QLinearConcat", ["sc", "zc", "a", "sa", "za", "b", "sc", "zc"], ["y"], axis=1)],
+    "softmax_12": [_ms("QLinearSoftmax", ["a", "sa", "za", "ss", "zs"], ["y"], axis=1, opset=12)],
+    "softmax_13": [_ms("QLinearSoftmax", ["a", "sa", "za", "ss", "zs"], ["y"], axis=1, opset=13)],
+}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("case", sorted(QLINEAR_CASES))
+@pytest.mark.parametrize("providers", [None, ["reference"]], ids=["default", "reference"])
+def test_qlinear_contrib_op_matches_onnxruntime(providers, case, dtype):
+    # quantize_static(QuantFormat.QOperator) writes these next to QLinearConv: a ResNet's
+    # residual QLinearAdd, an SE block's QLinearMul/QLinearSigmoid, a YOLO's QLinearConcat
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    nodes = QLINEAR_CASES[case]
+    inputs = (
+        {"a": [2, 6, 4, 5]} if "b" not in nodes[0].input else {"a": [2, 6, 4, 5], "b": [2, 6, 4, 5]}
+    )
+    proto = _with_domain(model(nodes, inputs, ["y"], _q_params(dtype), elem=elem), "com.microsoft")
+    feeds = {
+        name: _ints(dtype, tuple(shape), seed=i) for i, (name, shape) in enumerate(inputs.items())
+    }
+    _check(proto, feeds, providers, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("output", ["quantized", "float"])
+@pytest.mark.parametrize("per_column", [False, True])
+def test_qgemm_matches_onnxruntime(per_column, output):
+    rng = np.random.default_rng(5)
+    w = rng.integers(-127, 128, (4, 16)).astype(np.int8)
+    init = {
+        "sa": np.array(0.02, np.float32),
+        "za": np.array(120, np.uint8),
+        "w": w,
+        "sw": rng.uniform(0.005, 0.02, 4).astype(np.float32) if per_column else np.float32(0.01),
+        "zw": np.zeros(4 if per_column else (), np.int8),
+        "c": rng.integers(-500, 500, 4).astype(np.int32),
+        "sy": np.array(0.05, np.float32),
+        "zy": np.array(128, np.uint8),
+    }
+    quantized = output == "quantized"
+    names = ["a", "sa", "za", "w", "sw", "zw", "c", *(["sy", "zy"] if quantized else [])]
+    nodes = [_ms("QGemm", names, ["y"], transB=1, alpha=1.0 if quantized else 0.5)]
+    proto = model(nodes, {"a": [6, 16]}, ["y"], init, elem=TensorProto.UINT8)
+    if not quantized:
+        proto.graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    proto = _with_domain(proto, "com.microsoft")
+    _check(proto, {"a": _ints(np.uint8, (6, 16), seed=6)}, ["reference"], rtol=0, atol=0)

@@ -11,6 +11,7 @@ from onnxep.reference import (
     math_ops,  # noqa: F401
     nn_ops,  # noqa: F401
     pool_ops,  # noqa: F401
+    qlinear_ops,  # noqa: F401
     quant_ops,  # noqa: F401
     reduce_ops,  # noqa: F401
     resize_ops,  # noqa: F401
