@@ -8,6 +8,7 @@ from onnxep.reference import (
     conv_ops,  # noqa: F401
     deprecated_ops,  # noqa: F401
     index_ops,  # noqa: F401
+    integer_ops,  # noqa: F401
     math_ops,  # noqa: F401
     nn_ops,  # noqa: F401
     pool_ops,  # noqa: F401
