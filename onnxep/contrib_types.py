@@ -66,6 +66,15 @@ def _skip_layer_norm(
     return [(elem, first), (FLOAT, _rank(first)), (FLOAT, _rank(first)), (elem, first)]
 
 
+def _normalized(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+    """LayerNormalization, SimplifiedLayerNormalization: like the input; then float32
+    statistics of the input's rank."""
+    first = types[0]
+    if first is None:
+        return None
+    return [(first.tensor_type.elem_type, first), (FLOAT, _rank(first)), (FLOAT, _rank(first))]
+
+
 def _input(types: list[onnx.TypeProto | None], index: int | None) -> onnx.TypeProto | None:
     return types[index] if index is not None and index < len(types) else None
 
@@ -100,6 +109,8 @@ RULES: dict[str, Rule] = {
     "FusedGemm": _matrix,
     "FusedMatMul": _matmul,
     "SkipLayerNormalization": _skip_layer_norm,
+    "LayerNormalization": _normalized,
+    "SimplifiedLayerNormalization": _normalized,
     "QLinearAdd": _quantized(7, 0),
     "QLinearMul": _quantized(7, 0),
     "QLinearSigmoid": _quantized(4, 0),

@@ -23,6 +23,7 @@ from onnx import external_data_helper
 
 from onnxep.contrib_types import annotate_contrib_outputs
 from onnxep.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+from onnxep.ort_extensions import move_onnxruntime_extensions
 
 __all__ = ["load_model"]
 
@@ -43,6 +44,7 @@ def load_model(source: Any) -> tuple[onnx.ModelProto, pathlib.Path | None]:
             )
         _load_external_data(model, folder)
     _sort_nodes(model.graph)
+    move_onnxruntime_extensions(model)
     _check(model)
     if model.functions:
         model = onnx.inliner.inline_local_functions(model)

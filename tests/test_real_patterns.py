@@ -13,6 +13,7 @@ from graphs import model, node
 from onnx import TensorProto, helper
 
 import onnxep
+from onnxep.ort_extensions import EXTENSIONS
 
 ort = pytest.importorskip("onnxruntime", reason="the patterns are compared with onnxruntime")
 
@@ -214,6 +215,12 @@ def test_contrib_kernel_defaults_match_onnxruntime_schemas():
     schemas = {
         s.name: s for s in _pybind_state.get_all_operator_schema() if s.domain == "com.microsoft"
     }
+    extensions = {  # onnxruntime's ONNX-domain ops the loader moves to com.microsoft
+        s.name: s
+        for s in _pybind_state.get_all_operator_schema()
+        if s.domain == "" and s.name in EXTENSIONS and s.since_version == 1
+    }
+    schemas.update(extensions)
     kernels = [k for k in ReferenceProvider.kernels if k.key.domain == "com.microsoft"]
     assert len(kernels) >= 7
     for kernel in kernels:
@@ -225,6 +232,53 @@ def test_contrib_kernel_defaults_match_onnxruntime_schemas():
             value = helper.get_attribute_value(default)
             value = value.decode() if isinstance(value, bytes) else value
             assert _same(value, declared[name]), (kernel.key, name, value, declared[name])
+
+
+# --- onnxruntime's own ONNX-domain ops (transformers optimiser output) ----------------------
+
+
+def _extension_model(op: str, opset: int, dtype: type) -> tuple[onnx.ModelProto, dict]:
+    weights = {"s": _rand(8).astype(dtype)}
+    if op == "LayerNormalization":
+        weights["b"] = _rand(8, seed=2).astype(dtype)
+    outputs = ["y", "stat"] if op == "SimplifiedLayerNormalization" else ["y", "mean", "inv"]
+    ln = helper.make_node(op, ["x", *weights], outputs, axis=-1, epsilon=1e-5)
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = helper.make_graph(
+        [ln, node("Relu", ["y"], ["r"])],
+        "ext",
+        [helper.make_tensor_value_info("x", elem, ["b", 3, 8])],
+        [helper.make_tensor_value_info("r", elem, None)]
+        + [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs[1:]],
+        [onnx.numpy_helper.from_array(v, k) for k, v in weights.items()],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    proto.ir_version = 8
+    return proto, {"x": _rand(2, 3, 8, seed=3).astype(dtype)}
+
+
+@pytest.mark.parametrize(
+    ("op", "opset"),
+    [("LayerNormalization", 13), ("SimplifiedLayerNormalization", 13),
+     ("SimplifiedLayerNormalization", 17)],
+)  # fmt: skip
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("providers", [None, ["reference"]], ids=["default", "reference"])
+def test_onnxruntime_onnx_domain_extensions_run(providers, op, opset, dtype):
+    """onnxruntime's transformers optimiser writes LayerNormalization at any opset and
+    SimplifiedLayerNormalization (RMSNorm) in the ONNX domain; onnx's checker refused both."""
+    proto, feeds = _extension_model(op, opset, dtype)
+    tol = 2e-3 if dtype == np.float16 else 1e-5
+    _check(proto, feeds, providers, rtol=tol, atol=tol)
+    session = onnxep.InferenceSession(proto.SerializeToString(), providers=providers)
+    assert str(session.plan.partition.graph.nodes[0].key) == f"com.microsoft.{op}-1"
+
+
+def test_onnx_layer_normalization_17_stays_in_its_domain():
+    proto, feeds = _extension_model("LayerNormalization", 17, np.float32)
+    session = onnxep.InferenceSession(proto.SerializeToString(), providers=["reference"])
+    assert session.plan.partition.graph.nodes[0].key.domain == ""
+    _check(proto, feeds, ["reference"])
 
 
 @pytest.mark.parametrize("provider", ["NumbaExecutionProvider", "CppExecutionProvider"])

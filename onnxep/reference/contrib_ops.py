@@ -2,7 +2,9 @@
 
 A model saved by onnxruntime with ``optimized_model_filepath`` at ``ORT_ENABLE_EXTENDED``
 holds fused ops: Gelu, BiasGelu, FastGelu, QuickGelu, FusedMatMul, FusedGemm, FusedConv and
-SkipLayerNormalization are each a few lines of standard ops, implemented here. Source of the
+SkipLayerNormalization are each a few lines of standard ops, implemented here, as are the
+ONNX-domain LayerNormalization (before opset 17) and SimplifiedLayerNormalization that the
+loader moves to this domain (:mod:`onnxep.ort_extensions`). Source of the
 semantics: onnxruntime's contrib schemas (``docs/ContribOperators.md``, also
 ``onnxruntime.capi._pybind_state.get_all_operator_schema()``) and its CPU kernels
 (``onnxruntime/contrib_ops/cpu``, ``core/providers/cpu/fused_activation``); the defaults are
@@ -28,7 +30,7 @@ from onnxep.reference._clamp import clamp
 from onnxep.reference._registry import kernels
 from onnxep.reference.conv_ops import conv
 from onnxep.reference.math_ops import erf_array, sigmoid
-from onnxep.reference.nn_ops import gemm
+from onnxep.reference.nn_ops import gemm, layer_norm
 
 __all__: list[str] = []
 
@@ -188,6 +190,34 @@ def fused_conv(
     if Z is not None:
         y += np.asarray(Z)
     return (_activate(y, activation, tuple(activation_params)),)
+
+
+@kernels.register("LayerNormalization", versions=(1,), domain=MS)
+def ort_layer_norm(
+    X: Any, Scale: Any, B: Any = None, *, axis: int = -1,
+    epsilon: float = 9.999999747378752e-06, stash_type: int = 1,
+) -> tuple[Any, ...]:  # fmt: skip
+    """onnxruntime's ONNX-domain LayerNormalization before opset 17 (the loader moves it
+    here, see :mod:`onnxep.ort_extensions`): the semantics ONNX adopted at 17."""
+    return layer_norm(X, Scale, B, axis=axis, epsilon=epsilon, stash_type=stash_type)
+
+
+@kernels.register("SimplifiedLayerNormalization", versions=(1,), domain=MS)
+def simplified_layer_norm(
+    X: Any, scale: Any, *, axis: int = -1, epsilon: float = 9.999999747378752e-06,
+    stash_type: int = 1,
+) -> tuple[Any, Any]:  # fmt: skip
+    """RMSNorm, onnxruntime's ONNX-domain SimplifiedLayerNormalization: ``X / sqrt(mean(X**2)
+    + epsilon) * scale`` over the dims from ``axis`` (float32 inside for float16), and the
+    1/rms (keepdims)."""
+    x = np.asarray(X)
+    axis = axis + x.ndim if axis < 0 else axis
+    wide = x.astype(np.float32) if x.dtype == np.float16 else x
+    inv_rms = 1.0 / np.sqrt(
+        np.mean(np.square(wide), axis=tuple(range(axis, x.ndim)), keepdims=True) + epsilon
+    )
+    y = wide * inv_rms * np.asarray(scale).astype(wide.dtype, copy=False)
+    return y.astype(x.dtype, copy=False), inv_rms.astype(np.float32, copy=False)
 
 
 @kernels.register("SkipLayerNormalization", versions=(1,), domain=MS)
