@@ -75,6 +75,11 @@ def _normalized(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> lis
     return [(first.tensor_type.elem_type, first), (FLOAT, _rank(first)), (FLOAT, _rank(first))]
 
 
+def _recurrent(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+    """DynamicQuantizeLSTM: float32 Y [seq, directions, batch, hidden], Y_h and Y_c."""
+    return [(FLOAT, 4), (FLOAT, 3), (FLOAT, 3)]
+
+
 def _input(types: list[onnx.TypeProto | None], index: int | None) -> onnx.TypeProto | None:
     return types[index] if index is not None and index < len(types) else None
 
@@ -119,6 +124,7 @@ RULES: dict[str, Rule] = {
     "QLinearGlobalAveragePool": _quantized(4, 0),
     "QLinearConcat": _quantized(1, 2),
     "QGemm": _qgemm,
+    "DynamicQuantizeLSTM": _recurrent,
 }
 
 

@@ -408,3 +408,27 @@ def test_qgemm_matches_onnxruntime(per_column, output):
         proto.graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT
     proto = _with_domain(proto, "com.microsoft")
     _check(proto, {"a": _ints(np.uint8, (6, 16), seed=6)}, ["reference"], rtol=0, atol=0)
+
+
+# --- quantize_dynamic on an LSTM: com.microsoft.DynamicQuantizeLSTM ---------------------------
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("providers", [None, ["reference"]], ids=["default", "reference"])
+def test_dynamic_quantize_lstm_matches_onnxruntime(providers, direction, tmp_path):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dirs, hidden, size = (2 if direction == "bidirectional" else 1), 6, 5
+    weights = {
+        "W": _rand(dirs, 4 * hidden, size, seed=1),
+        "R": _rand(dirs, 4 * hidden, hidden, seed=2),
+        "B": _rand(dirs, 8 * hidden, seed=3),
+    }
+    lstm = node("LSTM", ["x", "W", "R", "B"], ["y", "y_h"], hidden_size=hidden, direction=direction)
+    float_path, quantized_path = tmp_path / "lstm.onnx", tmp_path / "lstm_q.onnx"
+    onnx.save(model([lstm], {"x": [7, 2, size]}, ["y", "y_h"], weights, opset=14), float_path)
+    quantize_dynamic(float_path, quantized_path, weight_type=QuantType.QInt8)
+    proto = onnx.load(quantized_path)
+    assert [n.op_type for n in proto.graph.node] == ["DynamicQuantizeLSTM"]
+    # onnxruntime also quantizes the activations inside the op: a quantization step apart
+    _check(proto, {"x": _rand(7, 2, size, seed=4)}, providers, rtol=0, atol=2e-2)

@@ -10,10 +10,10 @@ semantics: onnxruntime's contrib schemas (``docs/ContribOperators.md``, also
 (``onnxruntime/contrib_ops/cpu``, ``core/providers/cpu/fused_activation``); the defaults are
 the schemas' (QuickGelu alpha 1.702, SkipLayerNormalization epsilon 1e-12).
 
-The QOperator quantisation ops (QLinearAdd, QGemm, ...) live in
-:mod:`onnxep.reference.qlinear_ops`. Every other contrib op (Attention, DynamicQuantizeLSTM,
-...) is refused with a message that names it and suggests saving at ``ORT_ENABLE_BASIC``.
-onnx has no schema for this domain, so these kernels return tuples (see
+The QOperator quantisation ops (QLinearAdd, QGemm, ...) and DynamicQuantizeLSTM live in
+:mod:`onnxep.reference.qlinear_ops`. Every other contrib op (Attention, QAttention, ...) is
+refused with a message that names it and suggests saving at ``ORT_ENABLE_BASIC``. onnx has
+no schema for this domain, so these kernels return tuples (see
 :func:`onnxep.registry.is_multi_output`).
 """
 

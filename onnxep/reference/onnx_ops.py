@@ -19,7 +19,7 @@ from onnx.reference.op_run import OpRun, RuntimeContextError
 from onnxep.graph import NodeInfo
 from onnxep.registry import Kernel, OpKey, is_multi_output
 
-__all__ = ["onnx_kernel"]
+__all__ = ["onnx_kernel", "onnx_op"]
 
 _LOADERS = {
     "ai.onnx.ml": "onnx.reference.ops.aionnxml",
@@ -99,6 +99,15 @@ _RUN_PARAMS: dict[str, Any] = {
     "existing_functions": {},
     "evaluator_cls": ReferenceEvaluator,
 }
+
+
+def onnx_op(node: onnx.NodeProto, opset: int) -> Callable[..., tuple[Any, ...]]:
+    """onnx's implementation of a default-domain ``node`` at ``opset``: a callable taking
+    the inputs and returning the tuple of outputs (for kernels built on a standard op)."""
+    from onnx.reference.ops import load_op
+
+    cls = load_op("", node.op_type, opset, evaluator_cls=ReferenceEvaluator)
+    return cls(node, {**_RUN_PARAMS, "opsets": {"": opset}}).run
 
 
 def _bind_onnx_op(info: NodeInfo) -> Callable[..., Any]:

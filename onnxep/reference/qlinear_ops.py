@@ -1,6 +1,7 @@
 """onnxruntime's QOperator contrib ops (domain ``com.microsoft``): QLinearAdd, QLinearMul,
 QLinearSigmoid, QLinearLeakyRelu, QLinearGlobalAveragePool, QLinearConcat, QLinearSoftmax and
-QGemm (QLinearReduceMean, which onnxruntime's CPU provider cannot run either, is left out).
+QGemm (QLinearReduceMean, which onnxruntime's CPU provider cannot run either, is left out),
+and ``quantize_dynamic``'s DynamicQuantizeLSTM.
 
 ``onnxruntime.quantization.quantize_static(..., quant_format=QuantFormat.QOperator)`` (the
 format of most int8 models in the wild, ONNX Model Zoo's ``*-int8`` among them) writes these
@@ -24,9 +25,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import onnx
 
+from onnxep.graph import NodeInfo
 from onnxep.reference._registry import kernels
 from onnxep.reference.math_ops import sigmoid
+from onnxep.reference.onnx_ops import onnx_op
 from onnxep.reference.quant_ops import per_axis
 
 __all__: list[str] = []
@@ -229,3 +233,39 @@ def qgemm(
     if y_scale is None:
         return (y.astype(np.float32),)
     return (_quantize(y, y_scale, y_zero_point, _out_dtype(y_zero_point, _dtype_of(A))),)
+
+
+# --- quantize_dynamic's LSTM ----------------------------------------------------------------
+_LSTM_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
+
+
+def _dequantized_lstm_weights(w: Any, scale: Any, zero_point: Any) -> np.ndarray:
+    """[directions, input, 4*hidden] quantized weights -> LSTM's float32 [directions,
+    4*hidden, input]; scale and zero point per direction or per direction and column."""
+    w = np.asarray(w)
+    scale, point = np.asarray(scale, np.float32), np.asarray(zero_point)
+    shape = (w.shape[0], 1, -1) if scale.ndim == 2 else (-1, 1, 1)
+    centred = w.astype(np.int32) - point.astype(np.int32).reshape(shape)
+    return np.ascontiguousarray((centred * scale.reshape(shape)).transpose(0, 2, 1))
+
+
+@kernels.register("DynamicQuantizeLSTM", versions=(1,), domain=MS, factory=True)
+def dynamic_quantize_lstm(info: NodeInfo) -> Callable[..., tuple[Any, ...]]:
+    """``quantize_dynamic``'s LSTM: 8-bit W [directions, input, 4*hidden] and R (transposed
+    from LSTM's layout) with per-direction or per-column scales and zero points, run as
+    onnx's float LSTM on the dequantized weights (with its limits: default activations, no
+    ``sequence_lens``). onnxruntime also quantizes the activations inside the op, so the
+    two differ by that rounding (about 1e-2 on unit-scale data)."""
+    outputs = [name or f"unused_{i}" for i, name in enumerate(info.node.outputs)]
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in info.node.proto.attribute}
+    lstm = onnx_op(onnx.helper.make_node("LSTM", list(_LSTM_INPUTS), outputs, **attributes), 14)
+
+    def run(*inputs: Any) -> tuple[Any, ...]:
+        padded = [*inputs, *([None] * (12 - len(inputs)))]
+        x, w, r, *optional = padded[:8]
+        w_scale, w_zero_point, r_scale, r_zero_point = padded[8:]
+        weights = _dequantized_lstm_weights(w, w_scale, w_zero_point)
+        recurrence = _dequantized_lstm_weights(r, r_scale, r_zero_point)
+        return tuple(lstm(x, weights, recurrence, *optional))
+
+    return run
