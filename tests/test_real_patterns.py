@@ -97,17 +97,17 @@ def _with_domain(proto: onnx.ModelProto, domain: str) -> onnx.ModelProto:
 def test_unimplemented_contrib_op_is_named_with_its_domain(providers):
     # the error used to name the first node of the failing segment (a Relu here) and said
     # only "unknown domain"
-    lstm = helper.make_node(
-        "DynamicQuantizeLSTM", ["r", "w"], ["y"], name="lstm_quant", domain="com.microsoft"
+    attention = helper.make_node(
+        "QAttention", ["r", "w"], ["y"], name="attention_quant", domain="com.microsoft"
     )
-    nodes = [node("Relu", ["x"], ["r"]), lstm]
+    nodes = [node("Relu", ["x"], ["r"]), attention]
     init = {"w": np.ones((1, 4, 4), np.int8)}
     proto = _with_domain(model(nodes, {"x": [2, 3]}, ["y"], init), "com.microsoft")
     with pytest.raises(onnxep.errors.NotImplemented) as err:
         onnxep.InferenceSession(proto.SerializeToString(), providers=providers)
     message = str(err.value)
-    assert "'lstm_quant'" in message
-    assert "com.microsoft.DynamicQuantizeLSTM" in message
+    assert "'attention_quant'" in message
+    assert "com.microsoft.QAttention" in message
     assert "ORT_ENABLE_BASIC" in message
 
 

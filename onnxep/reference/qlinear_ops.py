@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 
 from onnxep.graph import NodeInfo
+from onnxep.reference._common import factory
 from onnxep.reference._registry import kernels
 from onnxep.reference.math_ops import sigmoid
 from onnxep.reference.onnx_ops import onnx_op
@@ -250,15 +251,15 @@ def _dequantized_lstm_weights(w: Any, scale: Any, zero_point: Any) -> np.ndarray
 
 
 @kernels.register("DynamicQuantizeLSTM", versions=(1,), domain=MS, factory=True)
-def dynamic_quantize_lstm(info: NodeInfo) -> Callable[..., tuple[Any, ...]]:
+@factory(direction="forward", input_forget=0)
+def dynamic_quantize_lstm(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., tuple[Any, ...]]:
     """``quantize_dynamic``'s LSTM: 8-bit W [directions, input, 4*hidden] and R (transposed
     from LSTM's layout) with per-direction or per-column scales and zero points, run as
     onnx's float LSTM on the dequantized weights (with its limits: default activations, no
     ``sequence_lens``). onnxruntime also quantizes the activations inside the op, so the
     two differ by that rounding (about 1e-2 on unit-scale data)."""
     outputs = [name or f"unused_{i}" for i, name in enumerate(info.node.outputs)]
-    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in info.node.proto.attribute}
-    lstm = onnx_op(onnx.helper.make_node("LSTM", list(_LSTM_INPUTS), outputs, **attributes), 14)
+    lstm = onnx_op(onnx.helper.make_node("LSTM", list(_LSTM_INPUTS), outputs, **attrs), 14)
 
     def run(*inputs: Any) -> tuple[Any, ...]:
         padded = [*inputs, *([None] * (12 - len(inputs)))]
