@@ -66,6 +66,13 @@ def _out_dtype(zero_point: Any, fallback: np.dtype) -> np.dtype:
     return np.asarray(zero_point).dtype if zero_point is not None else fallback
 
 
+def _binary(ufunc: np.ufunc, a: Any, a_scale: Any, a_point: Any, b: Any, b_scale: Any,
+            b_point: Any, c_scale: Any, c_point: Any) -> np.ndarray:  # fmt: skip
+    """``ufunc`` of the dequantised operands, quantised to ``c_scale``/``c_point``."""
+    result = ufunc(_dequantize(a, a_scale, a_point), _dequantize(b, b_scale, b_point))
+    return _quantize(result, c_scale, c_point, _out_dtype(c_point, _dtype_of(a)))
+
+
 @kernels.register("QLinearAdd", versions=(1,), domain=MS)
 def qlinear_add(
     A: Any,
@@ -78,8 +85,9 @@ def qlinear_add(
     C_zero_point: Any = None,
 ) -> tuple[Any]:
     """Quantised ``A + B`` (numpy broadcasting), requantised to ``C_scale``/``C_zero_point``."""
-    a, b = _dequantize(A, A_scale, A_zero_point), _dequantize(B, B_scale, B_zero_point)
-    return (_quantize(a + b, C_scale, C_zero_point, _out_dtype(C_zero_point, _dtype_of(A))),)
+    return (
+        _binary(np.add, A, A_scale, A_zero_point, B, B_scale, B_zero_point, C_scale, C_zero_point),
+    )
 
 
 @kernels.register("QLinearMul", versions=(1,), domain=MS)
@@ -94,8 +102,11 @@ def qlinear_mul(
     C_zero_point: Any = None,
 ) -> tuple[Any]:
     """Quantised ``A * B`` (numpy broadcasting), requantised to ``C_scale``/``C_zero_point``."""
-    a, b = _dequantize(A, A_scale, A_zero_point), _dequantize(B, B_scale, B_zero_point)
-    return (_quantize(a * b, C_scale, C_zero_point, _out_dtype(C_zero_point, _dtype_of(A))),)
+    return (
+        _binary(
+            np.multiply, A, A_scale, A_zero_point, B, B_scale, B_zero_point, C_scale, C_zero_point
+        ),
+    )
 
 
 def _table_op(
