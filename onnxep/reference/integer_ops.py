@@ -25,7 +25,7 @@ from onnxep.graph import NodeInfo
 from onnxep.reference._common import factory, input_dtypes
 from onnxep.reference._registry import kernels
 from onnxep.reference.conv_ops import conv
-from onnxep.reference.quant_ops import per_axis
+from onnxep.reference.quant_ops import output_dtype, per_axis
 
 __all__: list[str] = []
 
@@ -82,10 +82,6 @@ def _requantized(acc: np.ndarray, factor: np.ndarray, zero_point: Any, dtype: An
     return (scaled.astype(np.int32) + point).astype(dtype)
 
 
-def _out_dtype(zero_point: Any, fallback: Any) -> np.dtype:
-    return np.asarray(zero_point).dtype if zero_point is not None else np.asarray(fallback).dtype
-
-
 # --- convolutions ---------------------------------------------------------------------------
 @kernels.register(
     "ConvInteger",
@@ -126,7 +122,7 @@ def qlinear_conv(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., Any]:
         acc = conv(_centred(x, x_zero_point, 1), weights(w, w_zero_point), bias, **attrs)
         factor = _factor(x_scale, w_scale, y_scale, rank=acc.ndim, axes=(1, 1, 1))
         point = None if y_zero_point is None else per_axis(y_zero_point, acc.ndim, 1)
-        return _requantized(acc, factor, point, _out_dtype(y_zero_point, x))
+        return _requantized(acc, factor, point, output_dtype(y_zero_point, np.asarray(x).dtype))
 
     return run
 
@@ -174,6 +170,6 @@ def qlinear_matmul(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., Any]:
         acc = _matmul_centred(a, a_zero_point, right(b, b_zero_point))
         factor = _factor(a_scale, b_scale, y_scale, rank=acc.ndim, axes=(-2, -1, -1))
         point = None if y_zero_point is None else per_axis(y_zero_point, acc.ndim, -1)
-        return _requantized(acc, factor, point, _out_dtype(y_zero_point, a))
+        return _requantized(acc, factor, point, output_dtype(y_zero_point, np.asarray(a).dtype))
 
     return run

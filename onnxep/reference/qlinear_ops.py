@@ -32,7 +32,7 @@ from onnxep.reference._common import factory
 from onnxep.reference._registry import kernels
 from onnxep.reference.math_ops import sigmoid
 from onnxep.reference.onnx_ops import onnx_op
-from onnxep.reference.quant_ops import per_axis
+from onnxep.reference.quant_ops import output_dtype, per_axis
 
 __all__: list[str] = []
 
@@ -62,15 +62,11 @@ def _dtype_of(x: Any) -> np.dtype:
     return np.asarray(x).dtype
 
 
-def _out_dtype(zero_point: Any, fallback: np.dtype) -> np.dtype:
-    return np.asarray(zero_point).dtype if zero_point is not None else fallback
-
-
 def _binary(ufunc: np.ufunc, a: Any, a_scale: Any, a_point: Any, b: Any, b_scale: Any,
             b_point: Any, c_scale: Any, c_point: Any) -> np.ndarray:  # fmt: skip
     """``ufunc`` of the dequantised operands, quantised to ``c_scale``/``c_point``."""
     result = ufunc(_dequantize(a, a_scale, a_point), _dequantize(b, b_scale, b_point))
-    return _quantize(result, c_scale, c_point, _out_dtype(c_point, _dtype_of(a)))
+    return _quantize(result, c_scale, c_point, output_dtype(c_point, _dtype_of(a)))
 
 
 @kernels.register("QLinearAdd", versions=(1,), domain=MS)
@@ -120,7 +116,7 @@ def _table_op(
         fn(_dequantize(values, x_scale, x_zero_point)),
         y_scale,
         y_zero_point,
-        _out_dtype(y_zero_point, dtype),
+        output_dtype(y_zero_point, dtype),
     )
     return table[np.asarray(X).astype(np.int32) - info.min]
 
@@ -167,7 +163,7 @@ def qlinear_global_average_pool(
     x = _dequantize(X, x_scale, x_zero_point)
     axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
     mean = x.mean(axis=axes, keepdims=True, dtype=np.float32)
-    return (_quantize(mean, y_scale, y_zero_point, _out_dtype(y_zero_point, _dtype_of(X))),)
+    return (_quantize(mean, y_scale, y_zero_point, output_dtype(y_zero_point, _dtype_of(X))),)
 
 
 @kernels.register("QLinearConcat", versions=(1,), domain=MS)
@@ -205,7 +201,7 @@ def qlinear_softmax(
         y = _softmax(flat, -1).reshape(x.shape)
     else:
         y = _softmax(x, axis)
-    return (_quantize(y, y_scale, y_zero_point, _out_dtype(y_zero_point, _dtype_of(X))),)
+    return (_quantize(y, y_scale, y_zero_point, output_dtype(y_zero_point, _dtype_of(X))),)
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -244,7 +240,7 @@ def qgemm(
     y = acc.astype(np.float32) * (scale.reshape(-1) * np.float32(alpha))
     if y_scale is None:
         return (y.astype(np.float32),)
-    return (_quantize(y, y_scale, y_zero_point, _out_dtype(y_zero_point, _dtype_of(A))),)
+    return (_quantize(y, y_scale, y_zero_point, output_dtype(y_zero_point, _dtype_of(A))),)
 
 
 # --- quantize_dynamic's LSTM ----------------------------------------------------------------

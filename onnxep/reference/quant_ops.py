@@ -32,6 +32,11 @@ def per_axis(param: Any, ndim: int, axis: int) -> np.ndarray:
     return param.reshape(shape)
 
 
+def output_dtype(zero_point: Any, fallback: np.dtype) -> np.dtype:
+    """A quantized output's element type: its zero point's, else ``fallback``."""
+    return np.asarray(zero_point).dtype if zero_point is not None else fallback
+
+
 _DQ_TYPES = ("int8", "uint8", "int32", "float32")  # x, and the float32 scale
 
 
