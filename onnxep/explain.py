@@ -66,10 +66,12 @@ class Explanation:
             for n in seg.nodes
             if parts.refusals.get(n.index)
         ]
-        unrunnable = [
-            d for d in declined if any(r["provider"] == fallback for r in d["declined_by"])
-        ]
-        fell_back = [d for d in declined if d["ran_on"] == fallback and d not in unrunnable]
+
+        def runnable(entry: dict[str, Any]) -> bool:  # the fallback provider did not decline it
+            return all(r["provider"] != fallback for r in entry["declined_by"])
+
+        unrunnable = [d for d in declined if not runnable(d)]
+        fell_back = [d for d in declined if d["ran_on"] == fallback and runnable(d)]
         per_provider = collections.Counter(
             seg.provider.name for seg in parts.segments for _ in seg.nodes
         )
