@@ -192,14 +192,9 @@ def fused_conv(
     return (_activate(y, activation, tuple(activation_params)),)
 
 
-@kernels.register("LayerNormalization", versions=(1,), domain=MS)
-def ort_layer_norm(
-    X: Any, Scale: Any, B: Any = None, *, axis: int = -1,
-    epsilon: float = 9.999999747378752e-06, stash_type: int = 1,
-) -> tuple[Any, ...]:  # fmt: skip
-    """onnxruntime's ONNX-domain LayerNormalization before opset 17 (the loader moves it
-    here, see :mod:`onnxep.ort_extensions`): the semantics ONNX adopted at 17."""
-    return layer_norm(X, Scale, B, axis=axis, epsilon=epsilon, stash_type=stash_type)
+# onnxruntime's ONNX-domain LayerNormalization before opset 17, which the loader moves here
+# (see :mod:`onnxep.ort_extensions`), has the semantics ONNX adopted at 17: the same kernel.
+kernels.register("LayerNormalization", versions=(1,), domain=MS)(layer_norm)
 
 
 @kernels.register("SimplifiedLayerNormalization", versions=(1,), domain=MS)
