@@ -117,14 +117,15 @@ def cmd_partition(args: argparse.Namespace) -> int:
     """
     providers = split_providers(args.providers)
     try:
-        report = InferenceSession(args.model, providers=providers).explain()
-        status = 0
+        session = InferenceSession(args.model, providers=providers)
+        report, model, status = session.explain(), session._model, 0
     except NotImplemented as error:
-        report, status = placement(args.model, providers=providers), 1
+        report, model, status = placement(args.model, providers=providers), None, 1
         print(f"onnxep: {error}", file=sys.stderr)
     print(report.to_json() if args.json else report)
     if args.save_annotated:
-        onnx.save(annotate_model(load_model(args.model)[0], report), args.save_annotated)
+        model = model if model is not None else load_model(args.model)[0]
+        onnx.save(annotate_model(model, report), args.save_annotated)
         if not args.json:
             print(f"\nannotated model written to {args.save_annotated}")
     return status
