@@ -9,7 +9,7 @@ them in like ordinary inputs.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from onnx import numpy_helper
 from onnxep.errors import InvalidGraph
 from onnxep.registry import OpKey, resolve_key
 
-__all__ = ["Graph", "Node", "NodeInfo", "ValueType", "graph_from_proto"]
+__all__ = ["Graph", "Node", "NodeInfo", "ValueType", "graph_from_proto", "subgraphs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,3 +371,9 @@ def _topological(nodes: list[Node], known: set[str], outer_scope: bool) -> list[
                         "which is neither a graph input, an initializer nor a node output"
                     )
     return ordered
+
+
+def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    """The graphs a node's attributes hold (If branches, Loop and Scan bodies)."""
+    for attr in node.attribute:
+        yield from (attr.g,) if attr.HasField("g") else attr.graphs

@@ -23,6 +23,7 @@ from onnx import external_data_helper
 
 from onnxep.contrib_types import annotate_contrib_outputs
 from onnxep.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+from onnxep.graph import subgraphs
 from onnxep.ort_extensions import move_onnxruntime_extensions
 
 __all__ = ["load_model"]
@@ -146,10 +147,9 @@ def _load_external_data(model: onnx.ModelProto, folder: pathlib.Path) -> None:
 def _reads(node: onnx.NodeProto) -> set[str]:
     """Every name a node reads, those read inside its subgraphs included."""
     names = {x for x in node.input if x}
-    for attr in node.attribute:
-        for sub in (attr.g,) if attr.HasField("g") else attr.graphs:
-            for inner in sub.node:
-                names |= _reads(inner)
+    for sub in subgraphs(node):
+        for inner in sub.node:
+            names |= _reads(inner)
     return names
 
 
@@ -160,9 +160,8 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
     inference do not, so the loader sorts first. A cycle is left for the checker to report.
     """
     for node in graph.node:
-        for attr in node.attribute:
-            for sub in (attr.g,) if attr.HasField("g") else attr.graphs:
-                _sort_nodes(sub)
+        for sub in subgraphs(node):
+            _sort_nodes(sub)
     produced = {out: i for i, node in enumerate(graph.node) for out in node.output if out}
     deps = [
         {produced[x] for x in _reads(n) if x in produced} - {i} for i, n in enumerate(graph.node)

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import onnx
 import onnx.defs
 
+from onnxep.graph import subgraphs
+
 __all__ = ["move_onnxruntime_extensions"]
 
 DOMAIN = "com.microsoft"
@@ -54,6 +56,5 @@ def _extension(op_type: str, opset: int) -> bool:
 def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
     yield graph
     for node in graph.node:
-        for attr in node.attribute:
-            for sub in (attr.g,) if attr.HasField("g") else attr.graphs:
-                yield from _graphs(sub)
+        for sub in subgraphs(node):
+            yield from _graphs(sub)
