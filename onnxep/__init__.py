@@ -29,8 +29,18 @@ from onnxep.errors import (
     OnnxepError,
 )
 from onnxep.graph import Graph, Node, NodeInfo, ValueType
+from onnxep.io_binding import IOBinding
 from onnxep.metadata import ModelMetadata, NodeArg
-from onnxep.options import ExecutionMode, GraphOptimizationLevel, RunOptions, SessionOptions
+from onnxep.options import (
+    ExecutionMode,
+    ExecutionOrder,
+    GraphOptimizationLevel,
+    RunOptions,
+    SessionOptions,
+    set_default_logger_severity,
+    set_default_logger_verbosity,
+)
+from onnxep.ort_value import OrtValue, copy_tensors
 from onnxep.provider import Provider, Segment, Support
 from onnxep.registry import Kernel, KernelRegistry, OpKey, resolve_key
 from onnxep.session import InferenceSession
@@ -40,9 +50,11 @@ __version__ = "0.1.0"
 __all__ = [
     "EPFail",
     "ExecutionMode",
+    "ExecutionOrder",
     "Fail",
     "Graph",
     "GraphOptimizationLevel",
+    "IOBinding",
     "InferenceSession",
     "InvalidArgument",
     "InvalidGraph",
@@ -57,6 +69,7 @@ __all__ = [
     "NotImplemented",
     "OnnxepError",
     "OpKey",
+    "OrtValue",
     "Provider",
     "RunOptions",
     "Segment",
@@ -64,11 +77,16 @@ __all__ = [
     "Support",
     "ValueType",
     "__version__",
+    "copy_tensors",
     "get_all_providers",
     "get_available_providers",
+    "get_build_info",
     "get_device",
+    "get_version_string",
     "register_provider",
     "resolve_key",
+    "set_default_logger_severity",
+    "set_default_logger_verbosity",
     "unregister_provider",
 ]
 
@@ -79,3 +97,16 @@ def get_device() -> str:
 
     entry = entries().get("CuPyExecutionProvider")
     return "GPU" if entry is not None and entry.availability() else "CPU"
+
+
+def get_version_string() -> str:
+    """onnxep's version (onnxruntime's function returns its own)."""
+    return __version__
+
+
+def get_build_info() -> str:
+    """What this onnxep runs on: its version, numpy's and onnx's."""
+    import numpy
+    import onnx
+
+    return f"onnxep {__version__} (numpy {numpy.__version__}, onnx {onnx.__version__})"

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from onnxep.device_values import host_value
 from onnxep.graph import Graph, Node, NodeInfo
-from onnxep.io_binding import host_value
 from onnxep.partition import Partition
 from onnxep.provider import Provider, Segment, bind_kernel
 from onnxep.registry import Kernel, is_multi_output

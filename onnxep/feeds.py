@@ -13,12 +13,15 @@ import numpy as np
 
 from onnxep.errors import InvalidArgument
 from onnxep.graph import ValueType
+from onnxep.ort_value import unwrap
 
 __all__ = ["check_feeds", "to_value"]
 
 
 def to_value(name: str, value: Any, expected: ValueType) -> Any:
-    """The feed as onnxep passes it on: numpy for tensors, lists for sequences."""
+    """The feed as onnxep passes it on: numpy for tensors, lists for sequences (an
+    OrtValue gives what it holds)."""
+    value = unwrap(value)
     if expected.kind in ("sequence", "map"):
         return value
     if expected.kind == "optional":

@@ -11,89 +11,35 @@ same kind of plan, with outputs copied to the host, when a feed is a device arra
 
 from __future__ import annotations
 
-import ctypes
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnxep import errors
+from onnxep.device_values import device_of, from_pointer, host_value, is_device_array
 from onnxep.errors import InvalidArgument
+from onnxep.ort_value import OrtValue, unwrap, write
 
 if TYPE_CHECKING:
-    from onnxep.plan import Plan, TransferStats
+    from onnxep.plan import Plan
     from onnxep.session import InferenceSession
 
-__all__ = [
-    "IOBinding",
-    "host_value",
-    "is_device_array",
-    "run_device_feeds",
-    "run_with_iobinding",
-]
-
-_DEVICES = {"cpu": "cpu", "cuda": "cuda", "gpu": "cuda"}
-
-
-def is_device_array(value: Any) -> bool:
-    """Whether ``value`` is an array in device memory (CUDA array interface or DLPack only)."""
-    if value is None or isinstance(value, (np.ndarray, np.generic)):
-        return False
-    return hasattr(value, "__cuda_array_interface__") or (
-        hasattr(value, "__dlpack__") and not hasattr(value, "__array__")
-    )
-
-
-def host_value(value: Any, stats: TransferStats | None = None) -> Any:
-    """``value`` in host memory: numpy and other host values unchanged, device arrays copied."""
-    if not is_device_array(value):
-        return value
-    try:
-        import cupy
-
-        result = cupy.asnumpy(cupy.asarray(value))
-    except ImportError:
-        try:
-            result = np.from_dlpack(value)
-        except Exception as exc:
-            raise InvalidArgument(
-                f"cannot copy a {type(value).__name__} to the host without cupy: {exc}"
-            ) from exc
-    if stats is not None:
-        stats.record(result)
-    return result
-
-
-def _device_of(device_type: str) -> str:
-    device = _DEVICES.get(str(device_type).lower())
-    if device is None:
-        raise InvalidArgument(f"unknown device_type {device_type!r}; use 'cpu' or 'cuda'")
-    return device
-
-
-def _from_pointer(
-    device: str, device_id: int, element_type: Any, shape: Sequence[int], ptr: int
-) -> Any:
-    dtype = np.dtype(element_type)
-    shape = tuple(int(d) for d in shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if device == "cpu":
-        buffer = (ctypes.c_char * nbytes).from_address(ptr)
-        return np.frombuffer(buffer, dtype=dtype).reshape(shape)
-    import cupy
-
-    memory = cupy.cuda.UnownedMemory(ptr, nbytes, None, device_id)
-    return cupy.ndarray(shape, dtype, cupy.cuda.MemoryPointer(memory, 0))
+__all__ = ["IOBinding", "run_device_feeds", "run_with_iobinding"]
 
 
 class IOBinding:
-    """Inputs and output placements for :meth:`InferenceSession.run_with_iobinding`."""
+    """Inputs and output placements for :meth:`InferenceSession.run_with_iobinding`.
+
+    An output is bound to a device (onnxep allocates it there) or to memory the caller owns
+    (an OrtValue, or a raw pointer with its type and shape), which the run's result is
+    copied into: the computed value must have the bound dtype and shape.
+    """
 
     def __init__(self, session: InferenceSession) -> None:
         self._session = session
         self._inputs: dict[str, Any] = {}
-        self._outputs: dict[str, tuple[str, int]] = {}
+        self._outputs: dict[str, tuple[str, Any]] = {}  # name -> (device, caller's buffer)
         self._results: list[Any] = []
 
     def bind_cpu_input(self, name: str, arr_on_cpu: Any) -> None:
@@ -110,16 +56,16 @@ class IOBinding:
         buffer_ptr: Any = None,
     ) -> None:
         """Bind an input: ``buffer_ptr`` is an array, or a raw pointer with its type and shape."""
-        device = _device_of(device_type)
+        device = device_of(device_type)
         if buffer_ptr is None:
             raise InvalidArgument(f"bind_input({name!r}): buffer_ptr is required")
         if isinstance(buffer_ptr, int):
-            if element_type is None or shape is None:
-                raise InvalidArgument(
-                    f"bind_input({name!r}): a raw pointer needs element_type and shape"
-                )
-            buffer_ptr = _from_pointer(device, device_id, element_type, shape, buffer_ptr)
+            buffer_ptr = _pointed(name, device, device_id, element_type, shape, buffer_ptr)
         self._inputs[name] = host_value(buffer_ptr) if device == "cpu" else buffer_ptr
+
+    def bind_ortvalue_input(self, name: str, ortvalue: OrtValue) -> None:
+        """Bind an OrtValue's value as an input, where it lives (not copied)."""
+        self._inputs[name] = _held(name, ortvalue)
 
     def bind_output(
         self,
@@ -130,30 +76,32 @@ class IOBinding:
         shape: Sequence[int] | None = None,
         buffer_ptr: Any = None,
     ) -> None:
-        """Ask for an output on ``device_type``; onnxep allocates it (no ``buffer_ptr``)."""
+        """Ask for an output on ``device_type`` (onnxep allocates it), or into the caller's
+        memory at ``buffer_ptr`` (a raw pointer, with ``element_type`` and ``shape``)."""
+        device = device_of(device_type)
+        buffer = None
         if buffer_ptr is not None:
-            raise errors.NotImplemented(
-                f"bind_output({name!r}): preallocated output buffers are not supported; "
-                "onnxep allocates outputs (read them with get_outputs())"
-            )
+            buffer = _pointed(name, device, device_id, element_type, shape, buffer_ptr)
+        self._bind_output(name, device, buffer)
+
+    def bind_ortvalue_output(self, name: str, ortvalue: OrtValue) -> None:
+        """Have the run write this output into an OrtValue's tensor memory."""
+        value = _held(name, ortvalue)
+        if not hasattr(value, "shape"):
+            raise InvalidArgument(f"bind_ortvalue_output({name!r}): the OrtValue holds no tensor")
+        self._bind_output(name, "cuda" if is_device_array(value) else "cpu", value)
+
+    def _bind_output(self, name: str, device: str, buffer: Any) -> None:
         if name not in self._session._graph.outputs:
             raise InvalidArgument(
                 f"Invalid output name: {name!r}; the model's outputs are "
                 f"{list(self._session._graph.outputs)}"
             )
-        self._outputs[name] = (_device_of(device_type), int(device_id))
+        self._outputs[name] = (device, buffer)
 
-    def bind_ortvalue_input(self, name: str, ortvalue: Any) -> None:
-        """Not provided: onnxep has no OrtValue; bind arrays with ``bind_input``."""
-        raise errors.NotImplemented("onnxep has no OrtValue; use bind_input with an array")
-
-    def bind_ortvalue_output(self, name: str, ortvalue: Any) -> None:
-        """Not provided: onnxep has no OrtValue; use ``bind_output``."""
-        raise errors.NotImplemented("onnxep has no OrtValue; use bind_output")
-
-    def get_outputs(self) -> list[Any]:
-        """The last run's bound outputs, in binding order, where they were bound."""
-        return list(self._results)
+    def get_outputs(self) -> list[OrtValue]:
+        """The last run's bound outputs as OrtValues, in binding order, where they were bound."""
+        return [OrtValue(v) for v in self._results]
 
     def copy_outputs_to_cpu(self) -> list[Any]:
         """The last run's bound outputs as numpy arrays."""
@@ -180,6 +128,22 @@ class IOBinding:
                     device.synchronize()
 
 
+def _pointed(
+    name: str, device: str, device_id: int, element_type: Any, shape: Any, pointer: int
+) -> Any:
+    if element_type is None or shape is None:
+        raise InvalidArgument(f"binding {name!r} to a raw pointer needs element_type and shape")
+    return from_pointer(device, device_id, element_type, shape, pointer)
+
+
+def _held(name: str, ortvalue: Any) -> Any:
+    if not isinstance(ortvalue, OrtValue):
+        raise InvalidArgument(
+            f"binding {name!r}: expected an OrtValue, got {type(ortvalue).__name__}"
+        )
+    return unwrap(ortvalue)
+
+
 _plans: weakref.WeakKeyDictionary[Any, dict[bool, tuple[Plan, Plan]]] = weakref.WeakKeyDictionary()
 
 
@@ -201,9 +165,12 @@ def _device_plan(session: InferenceSession, outputs_on_device: bool) -> Plan:
     return plan
 
 
-def run_device_feeds(session: InferenceSession, args: Sequence[Any]) -> tuple[Any, ...]:
-    """``session.run`` when a feed is a device array: host providers get host copies of it."""
-    plan = _device_plan(session, outputs_on_device=False)
+def run_device_feeds(
+    session: InferenceSession, args: Sequence[Any], outputs_on_device: bool = False
+) -> tuple[Any, ...]:
+    """Run with feeds that may be device arrays (host providers get host copies of them);
+    outputs come back on the host, or where they were produced with ``outputs_on_device``."""
+    plan = _device_plan(session, outputs_on_device)
     plan.stats.count = plan.stats.bytes = 0
     outputs = plan.run(*args)
     _report(session, plan)
@@ -238,11 +205,22 @@ def run_with_iobinding(session: InferenceSession, binding: IOBinding) -> None:
     graph = session._graph
     feeds = check_feeds(binding._inputs, session._feedable, session._overridable, graph.types)
     args = [feeds[n] if n in feeds else graph.initializers[n] for n in graph.inputs]
-    plan = _device_plan(session, outputs_on_device=True)
-    plan.stats.count = plan.stats.bytes = 0
-    outputs = dict(zip(graph.outputs, plan.run(*args), strict=True))
-    _report(session, plan)
+    outputs = dict(zip(graph.outputs, run_device_feeds(session, args, True), strict=True))
     binding._results = [
         _place(session, name, outputs[name], device)
-        for name, (device, _) in binding._outputs.items()
+        if buffer is None
+        else _into(name, buffer, outputs[name])
+        for name, (device, buffer) in binding._outputs.items()
     ]
+
+
+def _into(name: str, buffer: Any, value: Any) -> Any:
+    """``value`` copied into the caller's ``buffer`` (same dtype and shape), which is returned."""
+    if np.dtype(value.dtype) != np.dtype(buffer.dtype) or tuple(value.shape) != tuple(buffer.shape):
+        raise InvalidArgument(
+            f"output {name!r} is bound to a {np.dtype(buffer.dtype)} buffer of shape "
+            f"{list(buffer.shape)} but the run produced {np.dtype(value.dtype)} "
+            f"{list(value.shape)}"
+        )
+    write(buffer, value)
+    return buffer

@@ -11,6 +11,7 @@ import heapq
 import os
 import pathlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import google.protobuf.message
@@ -24,6 +25,7 @@ from onnx import external_data_helper
 from onnxep.contrib_types import annotate_contrib_outputs
 from onnxep.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
 from onnxep.graph import subgraphs
+from onnxep.model_overrides import fix_free_dims, replace_initializers
 from onnxep.ort_extensions import move_onnxruntime_extensions
 
 __all__ = ["load_model"]
@@ -31,12 +33,25 @@ __all__ = ["load_model"]
 ModelSource = str | os.PathLike[str] | bytes | bytearray | memoryview | onnx.ModelProto
 
 
-def load_model(source: Any) -> tuple[onnx.ModelProto, pathlib.Path | None]:
-    """Load, check, inline and shape-infer a model; return it with its folder (or None)."""
+def load_model(
+    source: Any,
+    *,
+    initializers: Mapping[str, Any] | None = None,
+    dims: Mapping[tuple[str, str], int] | None = None,
+) -> tuple[onnx.ModelProto, pathlib.Path | None]:
+    """Load, check, inline and shape-infer a model; return it with its folder (or None).
+
+    ``initializers`` replace the model's of those names and ``dims`` fix free input
+    dimensions (see :mod:`onnxep.model_overrides`), before checking and shape inference.
+    """
     model, folder = _read(source)
     if not model.HasField("graph") or model.ir_version == 0:
         raise InvalidProtobuf("the data is not an ONNX model (no ir_version or no graph)")
     _check_text(model)
+    if initializers:
+        replace_initializers(model, initializers)
+    if dims:
+        fix_free_dims(model, dims)
     if _has_external_data(model):
         if folder is None:
             raise InvalidArgument(

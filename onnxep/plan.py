@@ -17,6 +17,7 @@ from typing import Any
 from onnxep.codegen import BuildFailure, Emitter, Plan, StepInfo, TransferStats
 from onnxep.errors import EPFail, NotImplemented, OnnxepError
 from onnxep.graph import Graph, Node
+from onnxep.options import warning_enabled
 from onnxep.partition import partition
 from onnxep.provider import Provider
 
@@ -42,14 +43,22 @@ class RecoveringPlan:
     """
 
     def __init__(
-        self, graph: Graph, providers: Sequence[Provider], *, profiler: Any = None, where: str = ""
+        self,
+        graph: Graph,
+        providers: Sequence[Provider],
+        *,
+        profiler: Any = None,
+        where: str = "",
+        quiet: bool = False,
     ) -> None:
         self.graph = graph
         self.providers = tuple(providers)
         self.profiler = profiler
         self.where = where  # "" for a model, " of a control-flow body" for a body
+        self.quiet = quiet  # no warning when falling back (log severity above warning)
+        self.fallback = True  # False: a failing provider's error reaches the caller
         self.excluded: dict[int, set[str]] = {}
-        self.plan = build_plan(graph, providers, profiler=profiler)
+        self.plan = build_plan(graph, providers, profiler=profiler, quiet=quiet)
         self.failed: Plan | None = None  # the plan the last failed run ended in
 
     def run(self, *args: Any) -> tuple[Any, ...]:
@@ -71,20 +80,26 @@ class RecoveringPlan:
     def _fall_back(self, plan: Plan, exc: Exception) -> bool:
         step = plan.failing_step(exc)
         segment = step.segment if step is not None else None
-        if step is None or segment is None or segment.provider is self.providers[-1]:
+        last = segment is not None and segment.provider is self.providers[-1]
+        if not self.fallback or step is None or segment is None or last:
             return False
-        warnings.warn(
-            f"{segment.provider.name} failed while running segment {segment.index}{self.where} "
-            f"({step.description}): {type(exc).__name__}: {exc}; rebuilding those "
-            f"{len(segment.nodes)} node(s) on the next provider",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+        if not self.quiet and warning_enabled():
+            warnings.warn(
+                f"{segment.provider.name} failed while running segment {segment.index}"
+                f"{self.where} ({step.description}): {type(exc).__name__}: {exc}; rebuilding "
+                f"those {len(segment.nodes)} node(s) on the next provider",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         for node in segment.nodes:
             self.excluded.setdefault(node.index, set()).add(segment.provider.name)
         try:
             self.plan = build_plan(
-                self.graph, self.providers, exclude=self.excluded, profiler=self.profiler
+                self.graph,
+                self.providers,
+                exclude=self.excluded,
+                profiler=self.profiler,
+                quiet=self.quiet,
             )
         except OnnxepError as err:
             raise EPFail(f"could not rebuild after {segment.provider.name} failed: {err}") from exc
@@ -125,8 +140,10 @@ def build_plan(
     profiler: Any = None,
     outputs_on_device: bool = False,
     device_feeds: bool = False,
+    quiet: bool = False,
 ) -> Plan:
-    """Partition and compile; a provider that fails to compile loses those nodes, with a warning.
+    """Partition and compile; a provider that fails to compile loses those nodes, with a
+    warning (unless ``quiet`` or the default log severity is above warning).
 
     For :mod:`onnxep.io_binding`: ``outputs_on_device`` leaves each graph output on the device
     that produced it instead of copying it to the host; ``device_feeds`` copies a feed that
@@ -145,13 +162,14 @@ def build_plan(
             segment = failure.segment
             if segment.provider is providers[-1]:
                 raise _not_implemented(failure) from failure.error
-            warnings.warn(
-                f"{segment.provider.name} failed to compile segment {segment.index} "
-                f"({len(segment.nodes)} nodes): {type(failure.error).__name__}: "
-                f"{failure.error}; those nodes fall back to the next provider",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            if not quiet and warning_enabled():
+                warnings.warn(
+                    f"{segment.provider.name} failed to compile segment {segment.index} "
+                    f"({len(segment.nodes)} nodes): {type(failure.error).__name__}: "
+                    f"{failure.error}; those nodes fall back to the next provider",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
             for node in segment.nodes:
                 excluded.setdefault(node.index, set()).add(segment.provider.name)
 

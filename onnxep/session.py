@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from onnxep.device_values import is_device_array
 from onnxep.discovery import REFERENCE, ProviderSpec, resolve_providers
-from onnxep.errors import Fail, InvalidArgument, NotImplemented, OnnxepError
+from onnxep.errors import Fail, InvalidArgument, OnnxepError
 from onnxep.explain import Explanation
 from onnxep.feeds import check_feeds
 from onnxep.fold import fold_constants
 from onnxep.fuse import fuse_conv_followers
 from onnxep.graph import Graph, graph_from_proto
-from onnxep.io_binding import is_device_array, run_device_feeds
+from onnxep.io_binding import run_device_feeds
 from onnxep.load import load_model
 from onnxep.metadata import ModelMetadata, NodeArg
-from onnxep.options import STRICT_KEY, GraphOptimizationLevel, RunOptions, SessionOptions
+from onnxep.options import (
+    STRICT_KEY,
+    GraphOptimizationLevel,
+    RunOptions,
+    SessionOptions,
+    warning_enabled,
+)
+from onnxep.ort_value import OrtValue
 from onnxep.partition import partition
 from onnxep.plan import Plan, RecoveringPlan
 from onnxep.profiling import Profiler
@@ -41,27 +50,62 @@ class InferenceSession:
     ) -> None:
         start = time.perf_counter_ns()
         self._options = sess_options or SessionOptions()
-        self._model, self._folder = load_model(path_or_bytes)
-        self._providers, notes = resolve_providers(providers, provider_options)
-        optimize = self._options.graph_optimization_level != GraphOptimizationLevel.ORT_DISABLE_ALL
-        self._graph = _prepared_graph(self._model, self._providers, optimize)
-        for note in notes:
-            warnings.warn(note, RuntimeWarning, stacklevel=2)
-        threads = self._options.intra_op_num_threads or None
-        for provider in self._providers:
-            provider.configure(threads=threads)
+        self._model, self._folder = load_model(
+            path_or_bytes,
+            initializers=self._options._initializers,
+            dims=self._options._free_dims,
+        )
         self._profiler = (
             Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         )
-        self._runner = RecoveringPlan(self._graph, self._providers, profiler=self._profiler)
-        self._check_strict(providers)
-        initializers = self._graph.initializers
-        self._feedable = [n for n in self._graph.inputs if n not in initializers]
-        self._overridable = [n for n in self._graph.inputs if n in initializers]
+        self._build(providers or self._options._providers or None, provider_options)
         if self._profiler is not None:
             self._profiler.session_event("session_initialization", start, time.perf_counter_ns())
 
     # --- building ---------------------------------------------------------------------
+    def _build(
+        self,
+        providers: Sequence[ProviderSpec] | None,
+        provider_options: Sequence[Mapping[str, Any]] | None,
+    ) -> None:
+        """Resolve the providers, prepare the graph and plan it (again, for set_providers)."""
+        self._providers, notes = resolve_providers(providers, provider_options)
+        optimize = self._options.graph_optimization_level != GraphOptimizationLevel.ORT_DISABLE_ALL
+        self._graph = _prepared_graph(self._model, self._providers, optimize)
+        if warning_enabled(self._options.log_severity_level):
+            for note in notes:
+                warnings.warn(note, RuntimeWarning, stacklevel=3)
+        threads = self._options.intra_op_num_threads or None
+        for provider in self._providers:
+            provider.configure(threads=threads)
+        self._runner = RecoveringPlan(
+            self._graph,
+            self._providers,
+            profiler=self._profiler,
+            quiet=not warning_enabled(self._options.log_severity_level),
+        )
+        self._check_strict(providers)
+        initializers = self._graph.initializers
+        self._feedable = [n for n in self._graph.inputs if n not in initializers]
+        self._overridable = [n for n in self._graph.inputs if n in initializers]
+
+    def set_providers(
+        self,
+        providers: Sequence[ProviderSpec] | None = None,
+        provider_options: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Re-plan the session on another provider list (onnxruntime re-creates it)."""
+        self._build(providers, provider_options)
+
+    def disable_fallback(self) -> None:
+        """A provider that fails while running no longer hands its nodes to the next one:
+        the error reaches the caller (see :class:`~onnxep.plan.RecoveringPlan`)."""
+        self._runner.fallback = False
+
+    def enable_fallback(self) -> None:
+        """A provider that fails while running hands its nodes to the next one (the default)."""
+        self._runner.fallback = True
+
     @property
     def _plan(self) -> Plan:
         return self._runner.plan
@@ -172,11 +216,55 @@ class InferenceSession:
         return [_as_result(by_name[n], fed) for n in names]
 
     def run_with_ort_values(
-        self, output_names: Any, input_feed: Any, run_options: Any = None
-    ) -> Any:
-        """Not provided: onnxep has no OrtValue type; use ``run``."""
-        raise NotImplemented(  # noqa: F901 - onnxruntime's error class, not the builtin
-            "run_with_ort_values: onnxep has no OrtValue; call run()"
+        self,
+        output_names: Sequence[str] | None,
+        input_dict_ort_values: Mapping[str, Any],
+        run_options: RunOptions | None = None,
+    ) -> list[OrtValue]:
+        """Run on OrtValue feeds; the outputs come back as OrtValues. With a feed on a device,
+        each output stays on the device that produced it (no copy to the host)."""
+        names = self._output_names(output_names)
+        feeds = check_feeds(
+            input_dict_ort_values, self._feedable, self._overridable, self._graph.types
+        )
+        if not any(is_device_array(v) for v in feeds.values()):
+            return [OrtValue(v) for v in self.run(names, feeds, run_options)]
+        args = [feeds[n] if n in feeds else self._graph.initializers[n] for n in self._graph.inputs]
+        by_name = dict(zip(self._graph.outputs, run_device_feeds(self, args, True), strict=True))
+        return [OrtValue(by_name[n]) for n in names]
+
+    def run_async(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        callback: Callable[[list[Any], Any, str], Any],
+        user_data: Any,
+        run_options: RunOptions | None = None,
+    ) -> None:
+        """Run in a background thread, then call ``callback(outputs, user_data, error)``:
+        the outputs and ``""``, or ``[]`` and the error's message (onnxruntime's contract)."""
+
+        def work() -> None:
+            try:
+                outputs = self.run(output_names, input_feed, run_options)
+            except Exception as exc:  # handed to the callback, as onnxruntime does
+                callback([], user_data, f"{type(exc).__name__}: {exc}")
+                return
+            callback(outputs, user_data, "")
+
+        threading.Thread(target=work, name="onnxep-run-async", daemon=True).start()
+
+    def create_ortvalue_from_shape_and_type(
+        self,
+        shape: Sequence[int],
+        element_type: Any,
+        device_type: str = "cpu",
+        device_id: int = 0,
+        vendor_id: int = -1,
+    ) -> OrtValue:
+        """An uninitialised tensor OrtValue on ``device_type`` (see OrtValue's constructor)."""
+        return OrtValue.ortvalue_from_shape_and_type(
+            shape, element_type, device_type, device_id, vendor_id
         )
 
     def io_binding(self) -> Any:

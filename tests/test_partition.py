@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -244,6 +245,35 @@ def test_run_failure_rebuilds_on_next_provider_with_warning():
     runs = RunFailsProvider.runs
     session.run(None, {"x": x})  # no second failure: the plan was rebuilt
     assert RunFailsProvider.runs == runs
+
+
+def test_log_severity_error_silences_fallback_warnings():
+    options = onnxep.SessionOptions()
+    options.log_severity_level = 3  # errors only, as onnxruntime scripts set it
+    x = _x(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        onnxep.InferenceSession(mixed_model(), options, providers=[CompileFailsProvider.name])
+        session = onnxep.InferenceSession(mixed_model(), options, providers=[RunFailsProvider.name])
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], expected_mixed(x), rtol=1e-6)
+    onnxep.set_default_logger_severity(4)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            onnxep.InferenceSession(mixed_model(), providers=[CompileFailsProvider.name])
+    finally:
+        onnxep.set_default_logger_severity(2)
+
+
+def test_disable_fallback_lets_a_run_failure_through():
+    session = onnxep.InferenceSession(mixed_model(), providers=[RunFailsProvider.name])
+    session.disable_fallback()
+    with pytest.raises(onnxep.Fail, match="simulated device fault"):
+        session.run(None, {"x": _x(2, 3)})
+    session.enable_fallback()
+    with pytest.warns(RuntimeWarning, match="failed while running"):
+        session.run(None, {"x": _x(2, 3)})
+    assert session.assignment("y") == REF
 
 
 def test_unavailable_provider_warns_with_reason():
