@@ -171,14 +171,13 @@ def _roi_max(x: np.ndarray, ys: tuple[np.ndarray, ...], xs: tuple[np.ndarray, ..
     output_width=1,
     sampling_ratio=0,
     spatial_scale=1.0,
-    coordinate_transformation_mode=None,
+    coordinate_transformation_mode="half_pixel",
 )
 def roi_align(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., np.ndarray]:
     """Bilinear RoI pooling to (num_rois, C, output_height, output_width)."""
-    transform = attrs["coordinate_transformation_mode"]
-    if transform is None:  # before opset 16 the only behaviour was output_half_pixel
-        transform = "half_pixel" if info.node.key.since_version >= 16 else "output_half_pixel"
-    half_pixel = transform == "half_pixel"
+    # before opset 16 there was no such attribute; the behaviour was output_half_pixel
+    modern = info.node.key.since_version >= 16
+    half_pixel = modern and attrs["coordinate_transformation_mode"] == "half_pixel"
     pooled_h, pooled_w = attrs["output_height"], attrs["output_width"]
     ratio, scale, mode = attrs["sampling_ratio"], np.float32(attrs["spatial_scale"]), attrs["mode"]
     pool = _roi_average if mode == "avg" else _roi_max

@@ -110,7 +110,7 @@ def _quantizable(info: NodeInfo) -> str | None:
     factory=True,
     fresh_output=True,
 )
-@factory(axis=1)
+@factory(axis=1, saturate=1, block_size=0, output_dtype=0, precision=0)
 def quantize_linear(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., np.ndarray]:
     """``saturate(round_half_even(x / y_scale) + y_zero_point)``, per tensor or per axis."""
     dtype = np.dtype(_quantized_name(info))
