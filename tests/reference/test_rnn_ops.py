@@ -399,3 +399,28 @@ def test_bad_sequence_lens_are_refused():
 def test_unknown_activation_is_refused():
     with pytest.raises(Exception, match="Swish"):
         _onnxep("RNN", _inputs("RNN"), activations=["Swish"])
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+def test_dynamic_quantize_lstm_with_sequence_lens_and_activations(direction, tmp_path):
+    """quantize_dynamic's LSTM runs on the same kernel: sequence_lens and activations too
+    (onnxruntime also quantizes the activations inside the op: a quantization step apart)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    inputs = _inputs("LSTM", direction, lens=[5, 2, 4], states=False)
+    acts = ["Sigmoid", "Softsign", "Tanh"] * DIRS[direction]
+    weights = ("W", "R", "B")
+    float_model = _model("LSTM", inputs, direction=direction, activations=acts)
+    for tensor in list(float_model.graph.input):
+        if tensor.name in weights:
+            float_model.graph.input.remove(tensor)
+            array = inputs[tensor.name]
+            float_model.graph.initializer.append(onnx.numpy_helper.from_array(array, tensor.name))
+    float_path, quantized_path = tmp_path / "lstm.onnx", tmp_path / "lstm_q.onnx"
+    onnx.save(float_model, float_path)
+    quantize_dynamic(float_path, quantized_path, weight_type=QuantType.QInt8)
+    quantized = onnx.load(quantized_path)
+    assert [n.op_type for n in quantized.graph.node] == ["DynamicQuantizeLSTM"]
+    feeds = {k: v for k, v in inputs.items() if k not in weights}
+    assert_close(run_onnxep(quantized, feeds), run_onnxruntime(quantized, feeds), 0, 2e-2)
