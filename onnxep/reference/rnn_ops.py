@@ -8,16 +8,20 @@ these kernels implement them, following onnxruntime's CPU kernels where the spec
 - every ONNX activation by name, case-insensitively (Relu, Tanh, Sigmoid, Affine,
   LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid, Elu, Softsign, Softplus);
   ``activation_alpha``/``activation_beta`` are consumed in order, only by the functions
-  that take them (onnxruntime's table of counts and defaults);
+  that take them (as onnxruntime); a missing value takes the default of the ONNX op of
+  that name, as the spec says (LeakyRelu 0.01, ThresholdedRelu 1, HardSigmoid 0.2/0.5,
+  Elu 1, Affine 1/0, ScaledTanh 1/1), where onnxruntime uses 0 for ThresholdedRelu,
+  Affine and ScaledTanh. Softplus does not overflow (onnxruntime's gives inf past 88);
 - ``clip`` bounds every gate's input (after bias and peephole) before its activation;
 - ``sequence_lens``: Y is zero past each sequence's length, Y_h/Y_c hold the state after
   its last step, the reverse direction runs each sequence from its own last step back to
   0; a length of 0 gives zeros in Y, Y_h and Y_c (not the initial state), as onnxruntime.
 
-The input projection of every step and direction is one matmul (X @ W^T, biases folded in);
-each step then costs one H @ R^T (two for GRU without ``linear_before_reset``) and in-place
-elementwise work on preallocated buffers. float16 runs in float32 and is rounded at the end;
-bfloat16 (version 22) is declined and left to onnx.
+The input projection of all the steps is one matmul per direction (X @ W^T, biases folded
+in), laid out in step order; the directions then advance together, each step costing one
+stacked H @ R^T (two for GRU without ``linear_before_reset``) and in-place elementwise work
+on preallocated buffers. float16 runs in float32 and is rounded at the end; bfloat16
+(version 22) is declined and left to onnx.
 """
 
 from __future__ import annotations
@@ -129,7 +133,8 @@ def _fixed(fn: Act) -> Callable[[float, float], Act]:
 
 
 #: lower-case name -> (builder(alpha, beta), how many of alpha/beta it takes, default alpha,
-#: default beta): onnxruntime's table (``rnn_helpers.cc``).
+#: default beta). The counts are onnxruntime's (``rnn_helpers.cc``); the defaults those of
+#: the ONNX ops of the same name.
 _ACTIVATIONS: dict[str, tuple[Callable[[float, float], Act], int, float, float]] = {
     "sigmoid": (_fixed(_sigmoid), 0, 0.0, 0.0),
     "tanh": (_fixed(_tanh), 0, 0.0, 0.0),
@@ -145,9 +150,12 @@ _ACTIVATIONS: dict[str, tuple[Callable[[float, float], Act], int, float, float]]
 }
 
 
-def _activation(name: str, alphas: Iterator[float], betas: Iterator[float]) -> Act:
-    """The activation called ``name``, taking its alpha/beta from the iterators if it uses
-    them (and they are not exhausted), else the function's defaults."""
+def _activation(
+    name: str, alphas: Iterator[float], betas: Iterator[float]
+) -> tuple[tuple[str, float, float], Act]:
+    """The activation called ``name`` and its key (name, alpha, beta). It takes its alpha
+    and beta from the iterators if it uses them (and they are not exhausted), else the
+    function's defaults."""
     entry = _ACTIVATIONS.get(name.lower())
     if entry is None:
         raise ValueError(f"unknown recurrent activation {name!r}")
@@ -156,13 +164,15 @@ def _activation(name: str, alphas: Iterator[float], betas: Iterator[float]) -> A
         alpha = next(alphas, alpha)
     if count == 2:
         beta = next(betas, beta)
-    return build(float(alpha), float(beta))
+    key = (name.lower(), float(alpha), float(beta))
+    return key, build(*key[1:])
 
 
 def _activations(
     attrs: Mapping[str, Any], defaults: Sequence[str], n_directions: int
-) -> tuple[tuple[Act, ...], ...]:
-    """The activations of each direction (``len(defaults)`` per direction).
+) -> tuple[Act, ...]:
+    """The op's activations (``len(defaults)`` of them), each working on stacked
+    [directions, batch, width] arrays.
 
     Extra names are ignored (RNN's schema default lists two for any direction); too few
     is an error, as in onnxruntime.
@@ -176,10 +186,24 @@ def _activations(
     alphas = iter(attrs.get("activation_alpha") or ())
     betas = iter(attrs.get("activation_beta") or ())
     acts = [_activation(name, alphas, betas) for name in names[: per * n_directions]]
-    return tuple(tuple(acts[d * per : (d + 1) * per]) for d in range(n_directions))
+    return tuple(_stacked(acts[k::per]) for k in range(per))
 
 
-# --- attributes and steps ----------------------------------------------------------------------
+def _stacked(acts: Sequence[tuple[Any, Act]]) -> Act:
+    """One activation over [directions, ...] arrays from one (key, act) per direction:
+    a single call when every direction uses the same function and parameters."""
+    if len({key for key, _ in acts}) == 1:
+        return acts[0][1]
+    fns = [fn for _, fn in acts]
+
+    def act(x: np.ndarray, out: np.ndarray) -> None:
+        for d, fn in enumerate(fns):
+            fn(x[d], out[d])
+
+    return act
+
+
+# --- attributes and step order -----------------------------------------------------------------
 _DIRECTIONS = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}
 
 
@@ -188,7 +212,7 @@ class _Config:
     """The attributes every recurrent op shares, parsed once."""
 
     reverse: tuple[bool, ...]  # per direction
-    acts: tuple[tuple[Act, ...], ...]  # per direction
+    acts: tuple[Act, ...]  # the op's activations (f, g, h), over stacked directions
     clip: float | None
     layout: int
     wanted: tuple[bool, ...]  # which outputs are requested
@@ -210,16 +234,6 @@ class _Config:
         return cls(reverse, acts, None if clip is None else float(clip), layout, tuple(wanted))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Steps:
-    """The steps of one direction: for each, the time index and the rows still running."""
-
-    times: Sequence[int]
-    masks: Sequence[np.ndarray | None]  # (batch, 1) bool, None when every row runs
-    gather: np.ndarray | None = None  # reverse, varied lengths: (steps, batch) row times
-    valid: np.ndarray | None = None  # with gather: (steps, batch) whether the row runs
-
-
 def _lengths(sequence_lens: Any, seq: int, batch: int) -> np.ndarray | None:
     """The per-row lengths as int64, or None when every row runs the whole sequence."""
     if sequence_lens is None:
@@ -232,51 +246,107 @@ def _lengths(sequence_lens: Any, seq: int, batch: int) -> np.ndarray | None:
     return None if (lens == seq).all() else lens
 
 
-def _steps(seq: int, lens: np.ndarray | None, reverse: bool) -> _Steps:
-    """The step plan of one direction over ``seq`` steps with per-row ``lens``."""
-    if lens is None or (lens == lens[0]).all():
-        n = seq if lens is None else int(lens[0])
-        times = range(n - 1, -1, -1) if reverse else range(n)
-        return _Steps(times, [None] * n)
-    longest, shortest = int(lens.max()), int(lens.min())
-    masks = [None if s < shortest else (s < lens)[:, None] for s in range(longest)]
-    if not reverse:
-        return _Steps(range(longest), masks)
-    times = lens[None, :] - 1 - np.arange(longest)[:, None]
-    return _Steps(range(longest), masks, np.maximum(times, 0), times >= 0)
+@dataclasses.dataclass(frozen=True)
+class _Order:
+    """Which time each direction processes at each step.
+
+    All directions advance together, one step at a time: forward ones through times 0, 1,
+    ..., reverse ones from each row's last time back to 0. Step ``s`` is valid for the
+    rows whose length exceeds ``s`` (in both directions).
+    """
+
+    reverse: tuple[bool, ...]
+    n_steps: int
+    masks: list[np.ndarray | None]  # per step: (batch, 1) bool of running rows, None for all
+    lens: np.ndarray | None  # varied per-row lengths, else None
+
+    @classmethod
+    def build(cls, reverse: tuple[bool, ...], seq: int, lens: np.ndarray | None) -> _Order:
+        """The order for ``seq`` time steps and per-row lengths ``lens`` (None: all full)."""
+        if lens is None or (lens == lens[0]).all():
+            n = seq if lens is None else int(lens[0])
+            return cls(reverse, n, [None] * n, None)
+        shortest, longest = int(lens.min()), int(lens.max())
+        masks = [None if s < shortest else (s < lens)[:, None] for s in range(longest)]
+        return cls(reverse, longest, masks, lens)
+
+    @property
+    def in_place(self) -> bool:
+        """Whether step order is time order (one forward direction): Y is written directly."""
+        return self.reverse == (False,)
+
+    def _reversed_times(self) -> np.ndarray:
+        """(steps, batch): the time a reverse direction reads at each step, per row."""
+        times = self.lens[None, :] - 1 - np.arange(self.n_steps)[:, None]
+        return np.maximum(times, 0)
+
+    def inputs(self, x: np.ndarray, d: int) -> np.ndarray:
+        """Direction ``d``'s rows of the time-major X [seq, batch, input] in step order."""
+        if not self.reverse[d]:
+            return x[: self.n_steps]
+        if self.lens is None:
+            return x[: self.n_steps][::-1]
+        return x[self._reversed_times(), np.arange(x.shape[1])]
+
+    def project(
+        self, x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, dtype: np.dtype
+    ) -> np.ndarray:
+        """X @ W^T (+ bias) of every step, one matmul per direction, in step order:
+        [directions, steps, batch, gates * hidden]."""
+        dirs, width = W.shape[:2]
+        xs = np.empty((dirs, self.n_steps, x.shape[1], width), dtype)
+        for d in range(dirs):
+            rows = self.inputs(x, d).astype(dtype, copy=False).reshape(-1, x.shape[2])
+            np.matmul(rows, W[d].astype(dtype, copy=False).T, out=xs[d].reshape(-1, width))
+            if bias is not None:
+                xs[d] += bias[d]
+        return xs
+
+    def place(self, ys: np.ndarray, y: np.ndarray) -> None:
+        """Copy per-step outputs [steps, directions, batch, hidden] to Y's time-major view
+        (whose entries past each row's length are already zero)."""
+        steps = self.n_steps
+        for d, reverse in enumerate(self.reverse):
+            if not reverse:
+                y[:steps, d] = ys[:, d]
+            elif self.lens is None:
+                y[:steps, d] = ys[::-1, d]
+            else:
+                step, row = np.nonzero(np.arange(steps)[:, None] < self.lens[None, :])
+                y[self._reversed_times()[step, row], d, row] = ys[step, d, row]
 
 
 def _recur(
     step: Step,
-    xw: np.ndarray,
-    steps: _Steps,
+    xs: np.ndarray,
+    masks: Sequence[np.ndarray | None],
     h: np.ndarray,
     c: np.ndarray | None,
-    y: np.ndarray | None,
+    ys: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Run ``step`` over ``steps``; rows past their length keep their state. Writes each
-    step's hidden state to ``y[t]`` (which must be zero where rows stop) and returns the
-    final (h, c)."""
+    """Run ``step`` over the steps of ``xs`` ([directions, steps, batch, gates]) on stacked
+    [directions, batch, hidden] states, writing each step's hidden state to ``ys[s]``;
+    rows past their length keep their state and output zeros. Returns the final (h, c)."""
     h_new = np.empty_like(h)
     c_new = None if c is None else np.empty_like(c)
-    for t, mask in zip(steps.times, steps.masks):
-        step(xw[t], h, c, h_new, c_new)
+    for s, mask in enumerate(masks):
+        step(xs[:, s], h, c, h_new, c_new)
         if mask is None:
             h, h_new = h_new, h
             if c is not None:
                 c, c_new = c_new, c
-            if y is not None:
-                y[t] = h
+            if ys is not None:
+                ys[s] = h
         else:
             np.copyto(h, h_new, where=mask)
             if c is not None:
                 np.copyto(c, c_new, where=mask)
-            if y is not None:
-                np.copyto(y[t], h_new, where=mask)
+            if ys is not None:
+                np.multiply(h_new, mask, out=ys[s])
     return h, c
 
 
-# --- per-op steps -----------------------------------------------------------------------------
+# --- per-op steps, on stacked directions ---------------------------------------------------------
 def _clipper(clip: float | None) -> Callable[[np.ndarray], None]:
     """In-place clip of gate inputs to [-clip, clip] (nothing without ``clip``)."""
     if clip is None:
@@ -285,7 +355,7 @@ def _clipper(clip: float | None) -> Callable[[np.ndarray], None]:
 
 
 def _lstm_step(
-    RT: np.ndarray,
+    R: np.ndarray,
     P: np.ndarray | None,
     acts: tuple[Act, ...],
     clip: float | None,
@@ -294,20 +364,23 @@ def _lstm_step(
 ) -> Step:
     """One LSTM step (gates i, o, f, c; peepholes i, o, f) with its work buffers."""
     f, g, h_act = acts
-    hidden = RT.shape[0]
-    gates = np.empty((batch, 4 * hidden), RT.dtype)
-    tmp = np.empty((batch, hidden), RT.dtype)
-    i, o, forget, cell = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
-    iof = gates[:, : 3 * hidden]
+    dirs, hidden = R.shape[0], R.shape[2]
+    RT = R.transpose(0, 2, 1)
+    gates = np.empty((dirs, batch, 4 * hidden), R.dtype)
+    tmp = np.empty((dirs, batch, hidden), R.dtype)
+    i, o, forget, cell = (gates[..., k * hidden : (k + 1) * hidden] for k in range(4))
+    iof = gates[..., : 3 * hidden]
     clipped = _clipper(clip)
-    p_i, p_o, p_f = (None, None, None) if P is None else (P[:hidden], P[hidden : 2 * hidden],
-                                                            P[2 * hidden :])  # fmt: skip
+    if P is not None:
+        p_i, p_o, p_f = (P[:, None, k * hidden : (k + 1) * hidden] for k in range(3))
 
     def peep(gate: np.ndarray, weight: np.ndarray, c: np.ndarray) -> None:
         np.multiply(c, weight, out=tmp)
         gate += tmp
 
-    def step(x: np.ndarray, h: np.ndarray, c: np.ndarray, h_new: np.ndarray, c_new: np.ndarray):
+    def step(
+        x: np.ndarray, h: np.ndarray, c: np.ndarray, h_new: np.ndarray, c_new: np.ndarray
+    ) -> None:
         np.matmul(h, RT, out=gates)
         np.add(gates, x, out=gates)
         if P is None:
@@ -345,34 +418,39 @@ def _gru_step(
     clip: float | None,
     batch: int,
 ) -> Step:
-    """One GRU step (gates z, r, h). ``rb_h`` is the recurrence bias of the h gate when it
-    stays inside the reset product (``linear_before_reset``), else None (folded into x)."""
+    """One GRU step (gates z, r, h). ``rb_h`` ([directions, hidden]) is the recurrence bias
+    of the h gate when it stays inside the reset product (``linear_before_reset``), else
+    None (it is folded into the input projection)."""
     f, g = acts
-    hidden = R.shape[1]
+    dirs, hidden = R.shape[0], R.shape[2]
     clipped = _clipper(clip)
-    zrh = np.empty((batch, 3 * hidden), R.dtype)
-    z, r, hh = (zrh[:, k * hidden : (k + 1) * hidden] for k in range(3))
-    zr = zrh[:, : 2 * hidden]
-    tmp = np.empty((batch, hidden), R.dtype)
-    RT, RT_zr, RT_h = R.T, R[: 2 * hidden].T, R[2 * hidden :].T
-
-    def update(x: np.ndarray) -> None:
-        np.add(zr, x[:, : 2 * hidden], out=zr)
-        clipped(zr)
-        f(zr, zr)
+    tmp = np.empty((dirs, batch, hidden), R.dtype)
+    if rb_h is None:  # separate buffers: each is a matmul's contiguous output
+        zr = np.empty((dirs, batch, 2 * hidden), R.dtype)
+        hh = np.empty((dirs, batch, hidden), R.dtype)
+    else:
+        zrh = np.empty((dirs, batch, 3 * hidden), R.dtype)
+        zr, hh = zrh[..., : 2 * hidden], zrh[..., 2 * hidden :]
+        rb_inner = rb_h[:, None, :]
+    z, r = zr[..., :hidden], zr[..., hidden:]
+    RT = R.transpose(0, 2, 1)
+    RT_zr, RT_h = RT[..., : 2 * hidden], RT[..., 2 * hidden :]
 
     def step(x: np.ndarray, h: np.ndarray, c: None, h_new: np.ndarray, c_new: None) -> None:
         if rb_h is None:  # h~ = g(x Wh + (r * h) Rh + biases)
             np.matmul(h, RT_zr, out=zr)
-            update(x)
-            np.multiply(r, h, out=tmp)
-            np.matmul(tmp, RT_h, out=hh)
         else:  # h~ = g(x Wh + Wbh + r * (h Rh + Rbh))
             np.matmul(h, RT, out=zrh)
-            update(x)
-            np.add(hh, rb_h, out=hh)
+        np.add(zr, x[..., : 2 * hidden], out=zr)
+        clipped(zr)
+        f(zr, zr)
+        if rb_h is None:
+            np.multiply(r, h, out=tmp)
+            np.matmul(tmp, RT_h, out=hh)
+        else:
+            np.add(hh, rb_inner, out=hh)
             np.multiply(hh, r, out=hh)
-        np.add(hh, x[:, 2 * hidden :], out=hh)
+        np.add(hh, x[..., 2 * hidden :], out=hh)
         clipped(hh)
         g(hh, hh)
         np.subtract(h, hh, out=h_new)  # h_new = (1 - z) * h~ + z * h
@@ -385,7 +463,7 @@ def _gru_step(
 def _rnn_step(R: np.ndarray, acts: tuple[Act, ...], clip: float | None) -> Step:
     """One RNN step: h = f(x Wi + h Ri + biases)."""
     (f,) = acts
-    RT = R.T
+    RT = R.transpose(0, 2, 1)
     clipped = _clipper(clip)
 
     def step(x: np.ndarray, h: np.ndarray, c: None, h_new: np.ndarray, c_new: None) -> None:
@@ -403,48 +481,32 @@ def _compute_dtype(x: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if x.dtype == np.float16 else x.dtype
 
 
-def _project(X: np.ndarray, W: np.ndarray, bias: np.ndarray | None, dtype: np.dtype) -> np.ndarray:
-    """X @ W^T (+ bias) for every step and direction in one matmul, in X's own memory order:
-    [seq or batch, batch or seq, directions * gates * hidden]."""
-    x2 = X.reshape(-1, X.shape[-1]).astype(dtype, copy=False)
-    w2 = W.reshape(-1, W.shape[-1]).astype(dtype, copy=False)
-    xw = np.matmul(x2, w2.T)
-    if bias is not None:
-        xw += bias.reshape(-1)
-    return xw.reshape(*X.shape[:2], -1)
-
-
-def _states(value: Any, layout: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _initial(value: Any, layout: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """An initial state as a [directions, batch, hidden] work copy (zeros when absent)."""
-    if value is None:
+    value = None if value is None else np.asarray(value)
+    if value is None or value.size == 0:
         return np.zeros(shape, dtype)
-    value = np.asarray(value)
     return np.array(value if layout == 0 else value.swapaxes(0, 1), dtype=dtype)
 
 
-def _allocate(
-    config: _Config, seq: int, batch: int, hidden: int, n_states: int, dtype: np.dtype,
-    zero_y: bool,
-) -> tuple[np.ndarray | None, list[np.ndarray | None]]:  # fmt: skip
-    """The requested outputs: Y and the final states, in the layout's shapes."""
+def _time_major(array: np.ndarray, layout: int) -> np.ndarray:
+    """Y ([seq, directions, batch, hidden]) or a state ([directions, batch, hidden]) as a
+    time-major view of an output in the layout's shape."""
+    if layout == 0:
+        return array
+    return array.transpose(1, 2, 0, 3) if array.ndim == 4 else array.swapaxes(0, 1)
+
+
+def _outputs(
+    config: _Config, seq: int, batch: int, hidden: int, n_states: int, dtype: np.dtype
+) -> list[np.ndarray | None]:
+    """The requested outputs, uninitialised, in the layout's shapes: Y, then the states."""
     dirs = len(config.reverse)
-    y = None
-    if config.wanted[0]:
-        shape = (seq, dirs, batch, hidden) if config.layout == 0 else (batch, seq, dirs, hidden)
-        y = fresh(shape, dtype)
-        if zero_y:
-            y.fill(0)
-    state_shape = (dirs, batch, hidden) if config.layout == 0 else (batch, dirs, hidden)
-    states = [
-        fresh(state_shape, dtype) if i + 1 < len(config.wanted) and config.wanted[i + 1] else None
-        for i in range(n_states)
-    ]
-    return y, states
-
-
-def _time_major_y(y: np.ndarray, layout: int) -> np.ndarray:
-    """Y as a [seq, directions, batch, hidden] view."""
-    return y if layout == 0 else y.transpose(1, 2, 0, 3)
+    y = (seq, dirs, batch, hidden) if config.layout == 0 else (batch, seq, dirs, hidden)
+    state = (dirs, batch, hidden) if config.layout == 0 else (batch, dirs, hidden)
+    shapes = [y, *([state] * n_states)]
+    wanted = [*config.wanted, *([False] * len(shapes))]
+    return [fresh(shape, dtype) if wanted[i] else None for i, shape in enumerate(shapes)]
 
 
 def _run(
@@ -454,81 +516,48 @@ def _run(
     bias: np.ndarray | None,
     sequence_lens: Any,
     initial: Sequence[Any],
-    make_step: Callable[[int, int], Step],
-    gates: int,
+    make_step: Callable[[int], Step],
+    hidden: int,
 ) -> tuple[Any, ...]:
     """The driver of every recurrent op.
 
     ``bias`` is what is added to the input projection ([directions, gates * hidden]);
-    ``initial`` the initial states (h, and c for LSTM; None when absent); ``make_step(d,
-    batch)`` builds direction ``d``'s step. Returns the outputs (None where not requested).
+    ``initial`` the initial states (h, and c for LSTM; None when absent); ``make_step(batch)``
+    builds the step. Returns the outputs (None where not requested).
     """
     X, W = np.asarray(X), np.asarray(W)
-    dtype = _compute_dtype(X)
     if X.ndim != 3:
         raise ValueError(f"X must be 3-D, got shape {X.shape}")
+    dtype = _compute_dtype(X)
     seq, batch = X.shape[:2] if config.layout == 0 else X.shape[1::-1]
-    dirs, hidden = len(config.reverse), W.shape[1] // gates
+    dirs = len(config.reverse)
     if W.shape[0] != dirs:
         raise ValueError(f"W has {W.shape[0]} directions; the direction attribute says {dirs}")
     lens = _lengths(sequence_lens, seq, batch)
-    states = [_states(v, config.layout, (dirs, batch, hidden), dtype) for v in initial]
-    y, finals = _allocate(config, seq, batch, hidden, len(initial), dtype, lens is not None)
-    y_t = None if y is None else _time_major_y(y, config.layout)
-    xw = _project(X, W, bias, dtype)
-    if config.layout == 1:
-        xw = xw.swapaxes(0, 1)
-    width = gates * hidden
-    for d, reverse in enumerate(config.reverse):
-        results = _direction(
-            make_step(d, batch),
-            xw[:, :, d * width : (d + 1) * width],
-            _steps(seq, lens, reverse),
-            [state[d] for state in states],
-            None if y_t is None else y_t[:, d],
-        )
-        for final, state in zip(finals, results):
-            if final is not None:
-                _time_major_state(final, config.layout)[d] = state
-    if lens is not None:
-        _zero_empty_rows(finals, lens, config.layout)
+    order = _Order.build(config.reverse, seq, lens)
+    states = [_initial(v, config.layout, (dirs, batch, hidden), dtype) for v in initial]
+    y, *finals = _outputs(config, seq, batch, hidden, len(initial), dtype)
+    xs = order.project(X if config.layout == 0 else X.swapaxes(0, 1), W, bias, dtype)
+    ys = None
+    if y is not None:
+        y_t = _time_major(y, config.layout)
+        if order.n_steps < seq or lens is not None:
+            y.fill(0)
+        steps = order.n_steps
+        ys = y_t[:steps] if order.in_place else np.empty((steps, dirs, batch, hidden), dtype)
+    c = states[1] if len(states) > 1 else None
+    results = _recur(make_step(batch), xs, order.masks, states[0], c, ys)
+    if ys is not None and not order.in_place:
+        order.place(ys, y_t)
+    for final, state in zip(finals, results):
+        if final is not None:
+            _time_major(final, config.layout)[...] = state
+            if lens is not None:
+                _time_major(final, config.layout)[:, lens == 0] = 0  # onnxruntime's rule
     outputs = (y, *finals)
     if X.dtype != dtype:
         outputs = tuple(None if o is None else o.astype(X.dtype) for o in outputs)
     return outputs
-
-
-def _direction(
-    step: Step, xw: np.ndarray, steps: _Steps, states: list[np.ndarray], y: np.ndarray | None
-) -> tuple[np.ndarray, ...]:
-    """Run one direction; returns its final states. A reverse direction with varied lengths
-    runs on its inputs gathered in each row's own order, and scatters its Y back."""
-    h, c = states[0], states[1] if len(states) > 1 else None
-    if steps.gather is None:
-        h, c = _recur(step, xw, steps, h, c, y)
-        return (h,) if c is None else (h, c)
-    rows = np.arange(xw.shape[1])
-    work = None if y is None else np.zeros((len(steps.times), *y.shape[1:]), y.dtype)
-    h, c = _recur(step, xw[steps.gather, rows], steps, h, c, work)
-    if y is not None:
-        run_step, row = np.nonzero(steps.valid)
-        y[steps.gather[run_step, row], row] = work[run_step, row]
-    return (h,) if c is None else (h, c)
-
-
-def _time_major_state(state: np.ndarray, layout: int) -> np.ndarray:
-    """A final state as a [directions, batch, hidden] view."""
-    return state if layout == 0 else state.swapaxes(0, 1)
-
-
-def _zero_empty_rows(finals: Sequence[np.ndarray | None], lens: np.ndarray, layout: int) -> None:
-    """Rows of length 0 end with zero states (onnxruntime's behaviour)."""
-    empty = lens == 0
-    if not empty.any():
-        return
-    for final in finals:
-        if final is not None:
-            _time_major_state(final, layout)[:, empty] = 0
 
 
 def _optional(value: Any, dtype: np.dtype) -> np.ndarray | None:
@@ -539,7 +568,12 @@ def _optional(value: Any, dtype: np.dtype) -> np.ndarray | None:
     return None if value.size == 0 else value.astype(dtype, copy=False)
 
 
-def _split_bias(B: Any, width: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+def _recurrence(R: Any, dtype: np.dtype) -> np.ndarray:
+    """R ([directions, gates * hidden, hidden]) in the compute type."""
+    return np.asarray(R).astype(dtype, copy=False)
+
+
+def _biases(B: Any, width: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
     """(Wb, Rb), each [directions, width], or None without B."""
     b = _optional(B, dtype)
     return None if b is None else (b[:, :width], b[:, width:])
@@ -564,18 +598,17 @@ def make_lstm(attrs: Mapping[str, Any], wanted: Sequence[bool] = (True, True, Tr
         P: Any = None,
     ) -> tuple[Any, ...]:
         dtype = _compute_dtype(np.asarray(X))
-        r = np.asarray(R).astype(dtype, copy=False)
+        r = _recurrence(R, dtype)
         hidden = r.shape[-1]
-        bias = _split_bias(B, 4 * hidden, dtype)
+        biases = _biases(B, 4 * hidden, dtype)
         p = _optional(P, dtype)
 
-        def make_step(d: int, batch: int) -> Step:
-            act = config.acts[d]
-            peep = None if p is None else p[d]
-            return _lstm_step(r[d].T, peep, act, config.clip, input_forget, batch)
+        def make_step(batch: int) -> Step:
+            return _lstm_step(r, p, config.acts, config.clip, input_forget, batch)
 
-        folded = None if bias is None else bias[0] + bias[1]
-        return _run(config, X, W, folded, sequence_lens, (initial_h, initial_c), make_step, 4)
+        folded = None if biases is None else biases[0] + biases[1]
+        states = (initial_h, initial_c)
+        return _run(config, X, W, folded, sequence_lens, states, make_step, hidden)
 
     return run
 
@@ -589,26 +622,25 @@ def make_gru(attrs: Mapping[str, Any], wanted: Sequence[bool] = (True, True)) ->
     def run(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None,
             initial_h: Any = None) -> tuple[Any, ...]:  # fmt: skip
         dtype = _compute_dtype(np.asarray(X))
-        r = np.asarray(R).astype(dtype, copy=False)
+        r = _recurrence(R, dtype)
         hidden = r.shape[-1]
-        bias = _split_bias(B, 3 * hidden, dtype)
+        biases = _biases(B, 3 * hidden, dtype)
         folded, rb_h = None, None
-        if bias is not None:
-            wb, rb = bias
+        if biases is not None:
+            wb, rb = biases
             folded = wb.copy()
             if linear_before_reset:  # Rbh stays inside the reset product
                 folded[:, : 2 * hidden] += rb[:, : 2 * hidden]
                 rb_h = rb[:, 2 * hidden :]
             else:
                 folded += rb
+        if linear_before_reset and rb_h is None:
+            rb_h = np.zeros((r.shape[0], hidden), dtype)
 
-        def make_step(d: int, batch: int) -> Step:
-            inner = None
-            if linear_before_reset:
-                inner = np.zeros(hidden, dtype) if rb_h is None else rb_h[d]
-            return _gru_step(r[d], inner, config.acts[d], config.clip, batch)
+        def make_step(batch: int) -> Step:
+            return _gru_step(r, rb_h, config.acts, config.clip, batch)
 
-        return _run(config, X, W, folded, sequence_lens, (initial_h,), make_step, 3)
+        return _run(config, X, W, folded, sequence_lens, (initial_h,), make_step, hidden)
 
     return run
 
@@ -621,14 +653,14 @@ def make_rnn(attrs: Mapping[str, Any], wanted: Sequence[bool] = (True, True)) ->
     def run(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None,
             initial_h: Any = None) -> tuple[Any, ...]:  # fmt: skip
         dtype = _compute_dtype(np.asarray(X))
-        r = np.asarray(R).astype(dtype, copy=False)
-        bias = _split_bias(B, r.shape[-1], dtype)
-        folded = None if bias is None else bias[0] + bias[1]
+        r = _recurrence(R, dtype)
+        biases = _biases(B, r.shape[-1], dtype)
+        folded = None if biases is None else biases[0] + biases[1]
 
-        def make_step(d: int, batch: int) -> Step:
-            return _rnn_step(r[d], config.acts[d], config.clip)
+        def make_step(batch: int) -> Step:
+            return _rnn_step(r, config.acts, config.clip)
 
-        return _run(config, X, W, folded, sequence_lens, (initial_h,), make_step, 1)
+        return _run(config, X, W, folded, sequence_lens, (initial_h,), make_step, r.shape[-1])
 
     return run
 
