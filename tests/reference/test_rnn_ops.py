@@ -74,17 +74,17 @@ def _ort(op: str, inputs: dict[str, Any], opset: int = 14, **attrs: Any) -> list
     """onnxruntime's outputs; a layout-1 node runs as layout 0 on transposed data."""
     layout = attrs.pop("layout", 0)
     if layout == 1:
-        inputs = _to_layout(inputs, 0)
+        inputs = _swap_batch_and_time(inputs)
     outputs = run_onnxruntime(_model(op, inputs, opset, **attrs), inputs)
-    return _outputs_to_layout(outputs, 1) if layout == 1 else outputs
+    return _batch_major(outputs) if layout == 1 else outputs
 
 
 def _onnxep(op: str, inputs: dict[str, Any], opset: int = 14, **attrs: Any) -> list[Any]:
     return run_onnxep(_model(op, inputs, opset, **attrs), inputs)
 
 
-def _to_layout(inputs: dict[str, Any], layout: int) -> dict[str, Any]:
-    """Swap X and the initial states between batch-major and time-major."""
+def _swap_batch_and_time(inputs: dict[str, Any]) -> dict[str, Any]:
+    """X and the initial states from batch-major to time-major, or back."""
     swapped = dict(inputs)
     for name in ("X", "initial_h", "initial_c"):
         if swapped.get(name) is not None:
@@ -92,8 +92,9 @@ def _to_layout(inputs: dict[str, Any], layout: int) -> dict[str, Any]:
     return swapped
 
 
-def _outputs_to_layout(outputs: list[Any], layout: int) -> list[Any]:
-    """Y [seq, dirs, batch, hidden] -> [batch, seq, dirs, hidden]; states swap their axes."""
+def _batch_major(outputs: list[Any]) -> list[Any]:
+    """Layout-0 outputs in layout 1: Y [seq, dirs, batch, hidden] -> [batch, seq, dirs,
+    hidden]; the states swap their first two axes."""
     y, *states = outputs
     return [y.transpose(2, 0, 1, 3), *(s.swapaxes(0, 1) for s in states)]
 
@@ -163,7 +164,7 @@ def _loop(op: str, inputs: dict[str, Any], **attrs: Any) -> list[np.ndarray]:
     """The ONNX formulas, row by row and step by step, in float64."""
     layout = attrs.get("layout", 0)
     x = {k: v if v is None or v.dtype.kind != "f" else v.astype(np.float64)
-         for k, v in (_to_layout(inputs, 0) if layout == 1 else inputs).items()}  # fmt: skip
+         for k, v in (_swap_batch_and_time(inputs) if layout == 1 else inputs).items()}  # fmt: skip
     seq, batch, _ = x["X"].shape
     dirs, hidden, g = x["W"].shape[0], x["R"].shape[-1], GATES[op]
     zeros = np.zeros((dirs, batch, hidden))
@@ -187,7 +188,7 @@ def _loop(op: str, inputs: dict[str, Any], **attrs: Any) -> list[np.ndarray]:
         if lens[n]:
             Yh[d, n], Yc[d, n] = h, c
     outputs = [Y, Yh, Yc][: len(OUTPUTS[op])]
-    outputs = _outputs_to_layout(outputs, 1) if layout == 1 else outputs
+    outputs = _batch_major(outputs) if layout == 1 else outputs
     return [o.astype(inputs["X"].dtype) for o in outputs]
 
 
@@ -207,6 +208,16 @@ def test_the_loop_oracle_matches_onnxruntime(op):
 @pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
 def test_directions_and_opsets(op, direction, opset):
     _compare(op, _inputs(op, direction), opset, direction=direction)
+
+
+@pytest.mark.parametrize(("seq", "batch", "size", "hidden"), [(1, 1, 3, 2), (30, 2, 16, 32)])
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_shapes(op, seq, batch, size, hidden):
+    """One step of one row, and a longer sequence (errors must not build up)."""
+    lens = [seq, max(seq - 7, 0)][:batch]
+    inputs = _inputs(op, "bidirectional", seq=seq, batch=batch, size=size, hidden=hidden,
+                     lens=lens, peepholes=True)  # fmt: skip
+    _compare(op, inputs, direction="bidirectional")
 
 
 OPTIONAL = [  # op, bias, initial states, peepholes
