@@ -234,6 +234,13 @@ def test_optional_inputs(op, direction, bias, states, peepholes):
     _compare(op, inputs, direction=direction)
 
 
+@pytest.mark.parametrize("missing", ["initial_h", "initial_c"])
+def test_lstm_with_one_initial_state(missing):
+    inputs = _inputs("LSTM", "bidirectional", peepholes=True, bias=False, lens=[5, 1, 3])
+    inputs[missing] = None
+    _compare("LSTM", inputs, direction="bidirectional")
+
+
 @pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
 def test_empty_optional_inputs_count_as_missing(op):
     """A zero-size B (or P) is treated as absent."""
