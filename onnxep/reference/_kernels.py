@@ -17,5 +17,6 @@ from onnxep.reference import (
     quant_ops,  # noqa: F401
     reduce_ops,  # noqa: F401
     resize_ops,  # noqa: F401
+    rnn_ops,  # noqa: F401
     tensor_ops,  # noqa: F401
 )

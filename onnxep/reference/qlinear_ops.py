@@ -25,14 +25,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import onnx
 
 from onnxep.graph import NodeInfo
 from onnxep.reference._common import factory
 from onnxep.reference._registry import kernels
 from onnxep.reference.math_ops import sigmoid
-from onnxep.reference.onnx_ops import onnx_op
 from onnxep.reference.quant_ops import output_dtype, per_axis
+from onnxep.reference.rnn_ops import make_lstm
 
 __all__: list[str] = []
 
@@ -244,9 +243,6 @@ def qgemm(
 
 
 # --- quantize_dynamic's LSTM ----------------------------------------------------------------
-_LSTM_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
-
-
 def _dequantized_lstm_weights(w: Any, scale: Any, zero_point: Any) -> np.ndarray:
     """[directions, input, 4*hidden] quantized weights -> LSTM's float32 [directions,
     4*hidden, input]; scale and zero point per direction or per direction and column."""
@@ -261,12 +257,13 @@ def _dequantized_lstm_weights(w: Any, scale: Any, zero_point: Any) -> np.ndarray
 @factory(direction="forward", input_forget=0)
 def dynamic_quantize_lstm(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., tuple[Any, ...]]:
     """``quantize_dynamic``'s LSTM: 8-bit W [directions, input, 4*hidden] and R (transposed
-    from LSTM's layout) with per-direction or per-column scales and zero points, run as
-    onnx's float LSTM on the dequantized weights (with its limits: default activations, no
-    ``sequence_lens``). onnxruntime also quantizes the activations inside the op, so the
-    two differ by that rounding (about 1e-2 on unit-scale data)."""
-    outputs = [name or f"unused_{i}" for i, name in enumerate(info.node.outputs)]
-    lstm = onnx_op(onnx.helper.make_node("LSTM", list(_LSTM_INPUTS), outputs, **attrs), 14)
+    from LSTM's layout) with per-direction or per-column scales and zero points, run as the
+    float LSTM kernel (:func:`~onnxep.reference.rnn_ops.make_lstm`, so with activations,
+    clip, input_forget, peepholes and ``sequence_lens``) on the dequantized weights.
+    onnxruntime also quantizes the activations inside the op, so the two differ by that
+    rounding (about 1e-2 on unit-scale data)."""
+    outputs = info.node.outputs
+    lstm = make_lstm(attrs, [i < len(outputs) and bool(outputs[i]) for i in range(3)])
 
     def run(*inputs: Any) -> tuple[Any, ...]:
         padded = [*inputs, *([None] * (12 - len(inputs)))]
@@ -274,6 +271,7 @@ def dynamic_quantize_lstm(info: NodeInfo, attrs: dict[str, Any]) -> Callable[...
         w_scale, w_zero_point, r_scale, r_zero_point = padded[8:]
         weights = _dequantized_lstm_weights(w, w_scale, w_zero_point)
         recurrence = _dequantized_lstm_weights(r, r_scale, r_zero_point)
-        return tuple(lstm(x, weights, recurrence, *optional))
+        with np.errstate(all="ignore"):
+            return lstm(x, weights, recurrence, *optional)
 
     return run
