@@ -66,20 +66,21 @@ def _activate(y: np.ndarray, name: str, params: Sequence[float]) -> np.ndarray:
     return y
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
+def gelu(x: np.ndarray) -> np.ndarray:
+    """x * Phi(x), Phi with the exact erf."""
     return 0.5 * x * (1 + erf_array(x * x.dtype.type(1.0 / math.sqrt(2.0))))
 
 
 @kernels.register("Gelu", versions=(1,), domain=MS)
 def ms_gelu(X: Any) -> tuple[Any]:
     """x * Phi(x) with the exact erf (com.microsoft.Gelu has no tanh variant)."""
-    return (_gelu(np.asarray(X)),)
+    return (gelu(np.asarray(X)),)
 
 
 @kernels.register("BiasGelu", versions=(1,), domain=MS)
 def bias_gelu(A: Any, B: Any) -> tuple[Any]:
     """Gelu(A + B), B a bias broadcast along the last dim."""
-    return (_gelu(np.asarray(A) + np.asarray(B)),)
+    return (gelu(np.asarray(A) + np.asarray(B)),)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
