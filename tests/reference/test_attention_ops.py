@@ -851,7 +851,8 @@ def _bert(layers: int = 2, hidden: int = 16, heads: int = 2, vocab: int = 30) ->
     return model
 
 
-def test_transformers_optimizer_bert_matches_onnxruntime(tmp_path):
+@pytest.mark.parametrize("providers", [None, ["reference"]], ids=["default", "reference"])
+def test_transformers_optimizer_bert_matches_onnxruntime(tmp_path, providers):
     pytest.importorskip("sympy", reason="onnxruntime's transformers optimiser needs sympy")
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -877,7 +878,7 @@ def test_transformers_optimizer_bert_matches_onnxruntime(tmp_path):
         "attention_mask": mask,
     }
     expected = run_onnxruntime(optimized, feeds)
-    session = onnxep.InferenceSession(optimized.SerializeToString(), providers=["reference"])
+    session = onnxep.InferenceSession(optimized.SerializeToString(), providers=providers)
     actual = session.run(None, feeds)
     assert_close(actual, expected, 1e-4, 1e-4)
     reference = run_onnxruntime(_bert(), feeds)  # and the fusion kept the model's meaning
