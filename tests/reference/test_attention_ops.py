@@ -173,6 +173,11 @@ ATTENTION_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"past": 4, "mask": _i32([[1, 0, 1, 1, 1, 0, 1], [0, 1, 1, 1, 1, 1, 1]])},
         {"unidirectional": 1},
     ),
+    "past_mask_1d": ({"past": 4, "mask": _i32([5, 7])}, {"unidirectional": 1}),
+    "past_mask_3d": (
+        {"past": 2, "mask": _i32(np.random.default_rng(3).random((B, S, 5)) > 0.3)},
+        {"unidirectional": 1},
+    ),
     "past_single_token": ({"past": 5, "seq": 1}, {"unidirectional": 1}),
     "attention_bias": ({"attention_bias": _rand(B, N, S, S, seed=9)}, {}),
     "attention_bias_batch_broadcast": ({"attention_bias": _rand(1, N, S, S, seed=9)}, {}),
