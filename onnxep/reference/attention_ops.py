@@ -43,7 +43,7 @@ __all__: list[str] = []
 
 MS = "com.microsoft"
 _FLOATS = ("float16", "float32")
-#: What onnxruntime adds to the scores a causal mask hides (not -inf: no NaN from inf - inf).
+#: What onnxruntime writes for the scores a causal mask hides (its qk output shows it; not -inf).
 _HIDDEN = np.finfo(np.float32).min
 _FLOAT_INPUT = input_dtypes(i0=_FLOATS)
 _ORT_TOO = "(onnxruntime's CPU kernel refuses it too)"
