@@ -32,7 +32,8 @@ def _like_first(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> lis
 
 
 def _same_rank(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
-    """FusedConv: the input's type and rank (spatial dims depend on the geometry)."""
+    """FusedConv, MatMulNBits, BiasSplitGelu: the input's type and rank (the other dims
+    depend on the geometry, the attributes or a weight)."""
     first = types[0]
     if first is None:
         return None
@@ -73,6 +74,30 @@ def _normalized(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> lis
     if first is None:
         return None
     return [(first.tensor_type.elem_type, first), (FLOAT, _rank(first)), (FLOAT, _rank(first))]
+
+
+def _ranks(*ranks: int) -> Rule:
+    """Attention ops: outputs of the first input's type and of fixed ``ranks``."""
+
+    def rule(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
+        first = types[0]
+        if first is None:
+            return None
+        return [(first.tensor_type.elem_type, rank) for rank in ranks]
+
+    return rule
+
+
+def _embed_layer_norm(
+    node: onnx.NodeProto, types: list[onnx.TypeProto | None]
+) -> list[Output] | None:
+    """EmbedLayerNormalization: the word embedding's type for the result and the sum (3-D),
+    int32 mask_index (1-D)."""
+    words = _input(types, 2)
+    if words is None:
+        return None
+    elem = words.tensor_type.elem_type
+    return [(elem, 3), (onnx.TensorProto.INT32, 1), (elem, 3)]
 
 
 def _recurrent(node: onnx.NodeProto, types: list[onnx.TypeProto | None]) -> list[Output] | None:
@@ -116,6 +141,14 @@ RULES: dict[str, Rule] = {
     "SkipLayerNormalization": _skip_layer_norm,
     "LayerNormalization": _normalized,
     "SimplifiedLayerNormalization": _normalized,
+    "SkipSimplifiedLayerNormalization": _skip_layer_norm,
+    "Attention": _ranks(3, 5),
+    "MultiHeadAttention": _ranks(3, 4, 4, 4),
+    "EmbedLayerNormalization": _embed_layer_norm,
+    "RotaryEmbedding": _like_first,
+    "BiasAdd": _like_first,
+    "BiasSplitGelu": _same_rank,
+    "MatMulNBits": _same_rank,
     "QLinearAdd": _quantized(7, 0),
     "QLinearMul": _quantized(7, 0),
     "QLinearSigmoid": _quantized(4, 0),

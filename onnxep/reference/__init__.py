@@ -40,6 +40,9 @@ class ReferenceProvider(Provider):
         key = info.node.key
         where = key.domain or "ai.onnx"
         reason = f"no implementation of {key.op_type} (domain {where}, opset {key.since_version})"
+        declined = self._declined(info)
+        if declined:
+            reason = f"{key} is implemented, but not for this node: {declined}"
         if key.domain.startswith("com.microsoft"):
             reason += (
                 "; it is an onnxruntime contrib op, written by onnxruntime's extended graph "
@@ -48,6 +51,13 @@ class ReferenceProvider(Provider):
                 "or quantize in QDQ format"
             )
         return reason
+
+    def _declined(self, info: NodeInfo) -> str:
+        """Why the hand-written kernel for the node's op declines it ("" if there is none)."""
+        kernel = self.kernels.lookup(info.node.key)
+        if kernel is None:
+            return ""
+        return Provider.supports(_Only(kernel), info).reason
 
 
 class _Only(Provider):

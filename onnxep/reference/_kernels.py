@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from onnxep.reference import (
+    attention_ops,  # noqa: F401
     contrib_ops,  # noqa: F401
     control_flow,  # noqa: F401
     conv_ops,  # noqa: F401

@@ -11,10 +11,12 @@ semantics: onnxruntime's contrib schemas (``docs/ContribOperators.md``, also
 the schemas' (QuickGelu alpha 1.702, SkipLayerNormalization epsilon 1e-12).
 
 The QOperator quantisation ops (QLinearAdd, QGemm, ...) and DynamicQuantizeLSTM live in
-:mod:`onnxep.reference.qlinear_ops`. Every other contrib op (Attention, QAttention, ...) is
-refused with a message that names it and suggests saving at ``ORT_ENABLE_BASIC``. onnx has
-no schema for this domain, so these kernels return tuples (see
-:func:`onnxep.registry.is_multi_output`).
+:mod:`onnxep.reference.qlinear_ops`; the transformers optimiser's fused ops (Attention,
+MultiHeadAttention, EmbedLayerNormalization, SkipSimplifiedLayerNormalization,
+RotaryEmbedding, ...) and MatMulNBits in :mod:`onnxep.reference.attention_ops`. Every other
+contrib op (QAttention, GroupQueryAttention, ...) is refused with a message that names it and
+suggests saving at ``ORT_ENABLE_BASIC``. onnx has no schema for this domain, so these
+kernels return tuples (see :func:`onnxep.registry.is_multi_output`).
 """
 
 from __future__ import annotations
@@ -66,20 +68,21 @@ def _activate(y: np.ndarray, name: str, params: Sequence[float]) -> np.ndarray:
     return y
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
+def gelu(x: np.ndarray) -> np.ndarray:
+    """x * Phi(x), Phi with the exact erf."""
     return 0.5 * x * (1 + erf_array(x * x.dtype.type(1.0 / math.sqrt(2.0))))
 
 
 @kernels.register("Gelu", versions=(1,), domain=MS)
 def ms_gelu(X: Any) -> tuple[Any]:
     """x * Phi(x) with the exact erf (com.microsoft.Gelu has no tanh variant)."""
-    return (_gelu(np.asarray(X)),)
+    return (gelu(np.asarray(X)),)
 
 
 @kernels.register("BiasGelu", versions=(1,), domain=MS)
 def bias_gelu(A: Any, B: Any) -> tuple[Any]:
     """Gelu(A + B), B a bias broadcast along the last dim."""
-    return (_gelu(np.asarray(A) + np.asarray(B)),)
+    return (gelu(np.asarray(A) + np.asarray(B)),)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
