@@ -25,6 +25,8 @@ DECLINED = {
     r"antialias": "Resize with antialias",
     r"^test_training_dropout": "Dropout in training mode (random)",
     r"^test_qlinearmatmul_.*float16": "QLinearMatMul-21 with float16 scales (onnx's op runs it)",
+    r"^test_(de)?quantizelinear_(e4m3|e5m2)": "float8 (de)quantisation (onnx's op runs it)",
+    r"^test_(de)?quantizelinear_blocked": "blocked (de)quantisation, block_size (onnx's op)",
 }
 
 
