@@ -16,7 +16,7 @@ import onnx
 import pytest
 
 import onnxep
-from tests.graphs import model, node
+from graphs import model, node
 
 X = np.arange(-3, 3, dtype=np.float32).reshape(2, 3)
 W = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32)
