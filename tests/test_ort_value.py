@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from graphs import model, node
 
 import onnxep
-from graphs import model, node
 
 X = np.arange(-3, 3, dtype=np.float32).reshape(2, 3)
 W = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32)
