@@ -190,6 +190,30 @@ def _bias_and_mask(attention_bias: Any, mask: np.ndarray | None) -> np.ndarray |
     return bias if mask is None else bias + mask
 
 
+def _attend_after_past(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, past: Any, mask_input: Any,
+    attention_bias: Any, *, causal: bool, fill: float, scale: Any, attention: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Past keys and values (a pair, or None) prepended to the new ones, the mask (in
+    Attention's or MultiHeadAttention's forms) and bias added: (out, qk, keys, values)."""
+    past_len = 0
+    if past is not None:
+        past_len = past[0].shape[2]
+        k, v = np.concatenate([past[0], k], axis=2), np.concatenate([past[1], v], axis=2)
+    mask = _additive_mask(
+        mask_input,
+        batch=q.shape[0],
+        seq=q.shape[2],
+        total=k.shape[2],
+        past=past_len,
+        causal=causal,
+        fill=fill,
+        attention=attention,
+    )
+    out, qk = _attend(q, k, v, scale, _bias_and_mask(attention_bias, mask))
+    return out, qk, k, v
+
+
 # --- Attention ------------------------------------------------------------------------------
 _ATTENTION_CHECK = all_checks(
     _FLOAT_INPUT,
@@ -256,23 +280,11 @@ def attention(
     q = _split_heads(projected[..., :q_size], num_heads)
     k = _split_heads(projected[..., q_size : q_size + k_size], num_heads)
     v = _split_heads(projected[..., q_size + k_size :], num_heads)
-    past_len = 0
-    if past is not None:
-        cache = _wide(past)
-        past_len = cache.shape[3]
-        k, v = np.concatenate([cache[0], k], axis=2), np.concatenate([cache[1], v], axis=2)
-    batch, seq = x.shape[:2]
-    mask = _additive_mask(
-        mask_index,
-        batch=batch,
-        seq=seq,
-        total=k.shape[2],
-        past=past_len,
-        causal=bool(unidirectional),
-        fill=mask_filter_value,
-        attention=True,
-    )
-    out, _ = _attend(q, k, v, scale, _bias_and_mask(attention_bias, mask))
+    cache = None if past is None else _wide(past)
+    out, _, k, v = _attend_after_past(
+        q, k, v, cache, mask_index, attention_bias,
+        causal=bool(unidirectional), fill=mask_filter_value, scale=scale, attention=True,
+    )  # fmt: skip
     present = np.stack([k, v]).astype(dtype, copy=False) if k.shape == v.shape else None
     return _merge_heads(out).astype(dtype, copy=False), present
 
@@ -346,23 +358,11 @@ def multi_head_attention(
         k_bias, v_bias = wide_bias[hidden : 2 * hidden], wide_bias[2 * hidden :]
     k = _projected(_wide(key), k_bias, num_heads)
     v = _projected(_wide(value), v_bias, num_heads)
-    past_len = 0
-    if past_key is not None:
-        past_len = np.shape(past_key)[2]
-        k = np.concatenate([_wide(past_key), k], axis=2)
-        v = np.concatenate([_wide(past_value), v], axis=2)
-    batch, seq = q_in.shape[:2]
-    mask = _additive_mask(
-        key_padding_mask,
-        batch=batch,
-        seq=seq,
-        total=k.shape[2],
-        past=past_len,
-        causal=bool(unidirectional),
-        fill=mask_filter_value,
-        attention=False,
-    )
-    out, qk = _attend(q, k, v, scale, _bias_and_mask(attention_bias, mask))
+    cache = None if past_key is None else (_wide(past_key), _wide(past_value))
+    out, qk, k, v = _attend_after_past(
+        q, k, v, cache, key_padding_mask, attention_bias,
+        causal=bool(unidirectional), fill=mask_filter_value, scale=scale, attention=False,
+    )  # fmt: skip
     outputs = (_merge_heads(out), k, v, qk)
     return tuple(o.astype(dtype, copy=False) for o in outputs)  # type: ignore[return-value]
 
