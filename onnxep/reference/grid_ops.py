@@ -13,7 +13,9 @@ Semantics are onnx's reference op (and onnxruntime's CPU kernel, which it mirror
 * ``nearest`` rounds half to even (as numpy's ``rint``) before the padding is applied.
 * A coordinate outside ``[0, size - 1]`` (``align_corners``) or ``[-0.5, size - 0.5]``
   is clamped to ``[0, size - 1]`` (``border``) or reflected back in by those bounds
-  (``reflection``); ``zeros`` leaves it.
+  (``reflection``); ``zeros`` leaves it. (onnxruntime, like PyTorch, does not clamp the
+  coordinate in ``cubic`` + ``border``, only the taps, so its results differ there; the
+  reference op's rule is kept, as for every other combination.)
 * ``linear`` reads taps ``floor(x)`` and ``floor(x) + 1``, ``cubic`` taps ``floor(x) - 1``
   to ``floor(x) + 2`` with Keys' coefficients (A = -0.75). A tap outside the input reads 0
   (``zeros``), the nearest edge pixel (``border``), or its reflection (``reflection``).
