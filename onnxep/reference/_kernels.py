@@ -9,6 +9,7 @@ from onnxep.reference import (
     conv_ops,  # noqa: F401
     deprecated_ops,  # noqa: F401
     detection_ops,  # noqa: F401
+    grid_ops,  # noqa: F401
     index_ops,  # noqa: F401
     integer_ops,  # noqa: F401
     math_ops,  # noqa: F401
