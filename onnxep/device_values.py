@@ -19,7 +19,14 @@ from onnxep.errors import InvalidArgument
 if TYPE_CHECKING:
     from onnxep.plan import TransferStats
 
-__all__ = ["device_of", "element_dtype", "from_pointer", "host_value", "is_device_array"]
+__all__ = [
+    "cupy_module",
+    "device_of",
+    "element_dtype",
+    "from_pointer",
+    "host_value",
+    "is_device_array",
+]
 
 _DEVICES = {"cpu": "cpu", "cuda": "cuda", "gpu": "cuda"}
 
@@ -61,6 +68,15 @@ def device_of(device_type: str) -> str:
     return device
 
 
+def cupy_module() -> Any:
+    """CuPy, imported for a value on ``"cuda"``; a clear error when it is not installed."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise InvalidArgument("a value on 'cuda' needs CuPy (pip install 'onnxep[gpu]')") from exc
+    return cupy
+
+
 def element_dtype(element_type: Any) -> np.dtype:
     """A numpy dtype from a numpy type or an onnx ``TensorProto`` element type number."""
     if isinstance(element_type, int | np.integer) and not isinstance(element_type, bool):
@@ -84,11 +100,6 @@ def from_pointer(
     if device == "cpu":
         buffer = (ctypes.c_char * nbytes).from_address(ptr)
         return np.frombuffer(buffer, dtype=dtype).reshape(shape)
-    try:
-        import cupy
-    except ImportError as exc:
-        raise InvalidArgument(
-            "a CUDA pointer needs CuPy to be read (pip install 'onnxep[gpu]')"
-        ) from exc
+    cupy = cupy_module()
     memory = cupy.cuda.UnownedMemory(ptr, nbytes, None, device_id)
     return cupy.ndarray(shape, dtype, cupy.cuda.MemoryPointer(memory, 0))

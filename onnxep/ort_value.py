@@ -19,23 +19,13 @@ import numpy as np
 import onnx
 
 from onnxep import errors
-from onnxep.device_values import device_of, element_dtype, host_value, is_device_array
+from onnxep.device_values import cupy_module, device_of, element_dtype, host_value, is_device_array
 from onnxep.errors import InvalidArgument
 from onnxep.graph import tensor_type_text
 
 __all__ = ["OrtValue", "copy_tensors", "unwrap", "write"]
 
 _DLPACK_CPU = 1
-
-
-def _cupy() -> Any:
-    try:
-        import cupy
-    except ImportError as exc:
-        raise InvalidArgument(
-            "an OrtValue on 'cuda' needs CuPy (pip install 'onnxep[gpu]')"
-        ) from exc
-    return cupy
 
 
 class OrtValue:
@@ -53,7 +43,7 @@ class OrtValue:
         array = np.ascontiguousarray(numpy_obj)
         if device_of(device_type) == "cpu":
             return cls(array)
-        cupy = _cupy()
+        cupy = cupy_module()
         with cupy.cuda.Device(device_id):
             return cls(cupy.asarray(array))
 
@@ -84,7 +74,7 @@ class OrtValue:
             raise InvalidArgument(f"a tensor shape cannot have negative dims: {list(dims)}")
         if device_of(device_type) == "cpu":
             return cls(np.empty(dims, dtype))
-        cupy = _cupy()
+        cupy = cupy_module()
         with cupy.cuda.Device(device_id):
             return cls(cupy.empty(dims, dtype))
 
@@ -97,7 +87,7 @@ class OrtValue:
         if device == _DLPACK_CPU or isinstance(data, np.ndarray):
             array = np.from_dlpack(data)
         else:
-            array = _cupy().from_dlpack(data)
+            array = cupy_module().from_dlpack(data)
         return cls(array.view(bool) if is_bool_tensor and array.dtype == np.uint8 else array)
 
     @classmethod
@@ -228,7 +218,7 @@ def write(target: Any, source: Any) -> None:
     if isinstance(target, np.ndarray):
         np.copyto(target, np.asarray(host_value(source)).reshape(target.shape))
         return
-    cupy = _cupy()
+    cupy = cupy_module()
     target[...] = cupy.asarray(source).reshape(target.shape)
 
 
