@@ -198,14 +198,10 @@ def _place(session: InferenceSession, name: str, value: Any, device: str) -> Any
 
 def run_with_iobinding(session: InferenceSession, binding: IOBinding) -> None:
     """Run with the binding's inputs; store its outputs where they were bound."""
-    from onnxep.feeds import check_feeds
-
     if not binding._outputs:
         raise InvalidArgument("run_with_iobinding: bind at least one output (bind_output)")
-    graph = session._graph
-    feeds = check_feeds(binding._inputs, session._feedable, session._overridable, graph.types)
-    args = [feeds[n] if n in feeds else graph.initializers[n] for n in graph.inputs]
-    outputs = dict(zip(graph.outputs, run_device_feeds(session, args, True), strict=True))
+    _, args = session._arguments(binding._inputs)
+    outputs = dict(zip(session._graph.outputs, run_device_feeds(session, args, True), strict=True))
     binding._results = [
         _place(session, name, outputs[name], device)
         if buffer is None

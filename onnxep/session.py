@@ -204,9 +204,11 @@ class InferenceSession:
     ) -> list[Any]:
         """Run the model; ``output_names`` None or empty means all outputs."""
         names = self._output_names(output_names)
-        feeds = check_feeds(input_feed, self._feedable, self._overridable, self._graph.types)
-        initializers = self._graph.initializers
-        args = [feeds[n] if n in feeds else initializers[n] for n in self._graph.inputs]
+        feeds, args = self._arguments(input_feed)
+        return self._run_host(names, feeds, args)
+
+    def _run_host(self, names: list[str], feeds: dict[str, Any], args: list[Any]) -> list[Any]:
+        """``run`` after its checks: the named outputs, on the host."""
         if any(is_device_array(v) for v in feeds.values()):  # CuPy/DLPack feeds
             outputs = run_device_feeds(self, args)
         else:
@@ -224,12 +226,9 @@ class InferenceSession:
         """Run on OrtValue feeds; the outputs come back as OrtValues. With a feed on a device,
         each output stays on the device that produced it (no copy to the host)."""
         names = self._output_names(output_names)
-        feeds = check_feeds(
-            input_dict_ort_values, self._feedable, self._overridable, self._graph.types
-        )
+        feeds, args = self._arguments(input_dict_ort_values)
         if not any(is_device_array(v) for v in feeds.values()):
-            return [OrtValue(v) for v in self.run(names, feeds, run_options)]
-        args = [feeds[n] if n in feeds else self._graph.initializers[n] for n in self._graph.inputs]
+            return [OrtValue(v) for v in self._run_host(names, feeds, args)]
         by_name = dict(zip(self._graph.outputs, run_device_feeds(self, args, True), strict=True))
         return [OrtValue(by_name[n]) for n in names]
 
@@ -278,6 +277,13 @@ class InferenceSession:
         from onnxep import io_binding
 
         io_binding.run_with_iobinding(self, iobinding)
+
+    def _arguments(self, input_feed: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """The checked feeds, and the plan's arguments: per graph input, its feed or else its
+        initializer."""
+        feeds = check_feeds(input_feed, self._feedable, self._overridable, self._graph.types)
+        initializers = self._graph.initializers
+        return feeds, [feeds[n] if n in feeds else initializers[n] for n in self._graph.inputs]
 
     def _output_names(self, output_names: Sequence[str] | None) -> list[str]:
         if not output_names:
