@@ -5,19 +5,24 @@ float BLAS matmul per group.
 - depthwise convolutions (one input channel per group) run as one small matmul per channel
   where numpy's stacked matmul wins (1-D, stride-1 2-D), else accumulate over kernel
   positions;
+- with constant weights and bias, the bias rides in the matmul: a row of ones under the
+  im2col columns meets a bias column of the weights, prepared once per node (numpy adds a
+  per-channel bias two to three times slower than a plain array add);
 - float16 runs in float32 and is rounded once at the end (onnxruntime's CPU path does too).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from onnxep.reference._common import FLOATS, attr_in, fresh, scratch
+from onnxep.graph import NodeInfo
+from onnxep.reference import blas
+from onnxep.reference._common import FLOATS, attr_in, factory, fresh, scratch
 from onnxep.reference._registry import kernels
 
 __all__ = ["conv_geometry", "copy_out", "padded"]
@@ -82,31 +87,29 @@ def copy_out(view: np.ndarray) -> np.ndarray:
     return out
 
 
-def _im2col(
+def _patches(
     xp: np.ndarray,
     kernel: Sequence[int],
     strides: Sequence[int],
     dil: Sequence[int],
     out: Sequence[int],
 ) -> np.ndarray:
-    """Patches of ``xp`` (N, C, *S) as a contiguous (N, C, *kernel, *out) scratch array."""
+    """Patches of ``xp`` (N, C, *S) as a strided (N, C, *kernel, *out) view."""
     nd = len(kernel)
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
     view = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
     steps = [slice(0, s * (o - 1) + 1, s) for s, o in zip(strides, out)]
     view = view[(slice(None), slice(None), *steps, *(slice(None, None, d) for d in dil))]
     perm = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
-    view = view.transpose(perm)
-    cols = scratch(1, view.shape, xp.dtype)
-    np.copyto(cols, view)
-    return cols
+    return view.transpose(perm)
 
 
-def _im2col_2d_stride1(
+def _patches_2d_stride1(
     x: np.ndarray, kernel: Sequence[int], dil: Sequence[int], begin: Sequence[int],
     out: Sequence[int],
 ) -> np.ndarray:  # fmt: skip
-    """im2col of a stride-1 2-D conv as (N, C, kh, kw, Ho*Wo), without short copies.
+    """Patches of a stride-1 2-D conv as a (N, C, kh, kw, Ho*Wo) view, gathered by
+    :func:`_columns` without short copies.
 
     The padded input is written once per kernel column, shifted left by that column and
     cropped to the output width: (kw, N, C, Hp, Wo). In it, the patch rows of one kernel
@@ -130,14 +133,33 @@ def _im2col_2d_stride1(
             body[j, :, :, :, lo:hi] = x[:, :, :, lo + start : hi + start]
     size = shifted.itemsize
     plane = hp * wo * size
-    view = np.lib.stride_tricks.as_strided(
+    return np.lib.stride_tricks.as_strided(
         shifted,
         (n, c, kh, kw, ho * wo),
         (c * plane, plane, dil[0] * wo * size, n * c * plane, size),
         writeable=False,
     )
-    cols = scratch(1, view.shape, x.dtype)
-    np.copyto(cols, view)
+
+
+def _split(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """``array`` reshaped without a copy (splitting axes never needs one)."""
+    view = array.view()
+    view.shape = tuple(shape)
+    return view
+
+
+def _columns(patches: np.ndarray, taps: int, group: int, ones: bool) -> np.ndarray:
+    """The im2col matrix (N, group, C/group * taps [+ 1], L) of a (N, C, *kernel, *out)
+    patch view (``taps`` = prod(kernel)), in a scratch array. With ``ones``, each group's
+    last row is 1, for weights that carry the bias as their last column."""
+    n, c, *rest = patches.shape
+    cg = c // group
+    rows, length = cg * taps, math.prod(rest) // taps
+    cols = scratch(1, (n, group, rows + ones, length), patches.dtype)
+    target = _split(cols[:, :, :rows], (n, group, cg, *rest))
+    np.copyto(target, _split(patches, (n, group, cg, *rest)))
+    if ones:
+        cols[:, :, rows] = 1
     return cols
 
 
@@ -290,7 +312,7 @@ def _conv_shifted(
     tmp = scratch(1, head.shape, xp.dtype)
     for k, pos in enumerate(np.ndindex(*w.shape[2:])):
         offset = sum(p * d * q for p, d, q in zip(pos, dil, pitch))
-        np.matmul(taps[k], flat[:, :, offset : offset + length], out=head if k == 0 else tmp)
+        blas.matmul(taps[k], flat[:, :, offset : offset + length], out=head if k == 0 else tmp)
         if k:
             head += tmp
     grid = acc.reshape(n, m, *spatial)
@@ -300,12 +322,15 @@ def _conv_shifted(
 def _conv_float(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, group: int,
     strides: Sequence[int], dil: Sequence[int], begin: Sequence[int], end: Sequence[int],
-    out: Sequence[int],
+    out: Sequence[int], wb: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
+    """The convolution in x's float dtype. ``wb``, when given, is ``w`` as (group, M/group,
+    C/group * K + 1) with ``b`` as its last column: the im2col paths then add the bias in
+    the matrix product, through a row of ones, instead of a pass over the output."""
     n, c = x.shape[:2]
     m, cg = w.shape[:2]
     kernel = w.shape[2:]
-    nd = len(kernel)
+    nd, taps = len(kernel), math.prod(kernel)
     depthwise = cg == 1 and m == c == group and nd > 0
     accumulate = depthwise and not _depthwise_by_matmul(nd, strides, out)
     if accumulate and c >= 4 * out[-1]:
@@ -315,37 +340,45 @@ def _conv_float(
     elif _shifted_pays(group, m, c, kernel, strides, out):
         y = _conv_shifted(padded(x, begin, end), w, dil, out)
     else:
-        if nd == 2 and max(strides) == 1 and min(*begin, *end) >= 0 and math.prod(kernel) > 1:
-            cols = _im2col_2d_stride1(x, kernel, dil, begin, out)
-        elif all(k == 1 for k in kernel):
-            xp = padded(x, begin, end)
+        if nd == 2 and max(strides) == 1 and min(*begin, *end) >= 0 and taps > 1:
+            patches = _patches_2d_stride1(x, kernel, dil, begin, out)
+        elif taps == 1:
             window = tuple(slice(0, s * (o - 1) + 1, s) for s, o in zip(strides, out))
-            cols = xp[(slice(None), slice(None), *window)]
+            patches = padded(x, begin, end)[(slice(None), slice(None), *window)]
         else:
-            cols = _im2col(padded(x, begin, end), kernel, strides, dil, out)
+            patches = _patches(padded(x, begin, end), kernel, strides, dil, out)
         length = math.prod(out)
-        cols = cols.reshape(n, group, cg * math.prod(kernel), length)
-        wm = w.reshape(group, m // group, cg * math.prod(kernel))
+        # A 1x1 conv reads x as it is; copying it beside a row of ones costs less than the
+        # bias pass when there are fewer input than output channels (x is smaller than y).
+        copy_anyway = taps > 1 or not patches.flags.c_contiguous
+        fold_bias = wb is not None and (copy_anyway or c < m)
+        if copy_anyway or fold_bias:
+            cols = _columns(patches, taps, group, fold_bias)
+        else:
+            cols = patches.reshape(n, group, cg, length)
         y = fresh((n, group, m // group, length), cols.dtype)
-        np.matmul(wm, cols, out=y)
+        blas.matmul(wb if fold_bias else w.reshape(group, m // group, cg * taps), cols, out=y)
         y = y.reshape(n, m, *out)
+        if fold_bias:
+            return y
     if b is not None:  # per channel over 3 dims: numpy's broadcast is faster than over 2 + nd
         rows = y.reshape(n, m, math.prod(out)) if y.flags.c_contiguous else y.reshape(n, m, *out)
         rows += b.reshape((1, m) + (1,) * (rows.ndim - 2))
     return y
 
 
+def with_bias_column(w: np.ndarray, b: np.ndarray, group: int) -> np.ndarray:
+    """Conv weights (M, C/group, *K) and bias (M,) as one (group, M/group, C/group*K + 1)
+    matrix whose last column is the bias (see :func:`_conv_float`)."""
+    m = w.shape[0]
+    wm = w.reshape(group, m // group, -1)
+    return np.ascontiguousarray(np.concatenate([wm, b.reshape(group, m // group, 1)], axis=2))
+
+
 def _float_dtype(x: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if x.dtype == np.float16 else x.dtype
 
 
-@kernels.register(
-    "Conv",
-    versions=(1, 11, 22),
-    dtypes=FLOATS,
-    check=attr_in("auto_pad", _AUTO_PADS, "NOTSET"),
-    fresh_output=True,
-)
 def conv(
     X: Any,
     W: Any,
@@ -359,6 +392,14 @@ def conv(
     strides: Sequence[int] | None = None,
 ) -> Any:
     """N-D convolution (cross-correlation) with groups, dilations, strides and pads."""
+    return _convolve(X, W, B, auto_pad, dilations, group, pads, strides)
+
+
+def _convolve(
+    X: Any, W: Any, B: Any, auto_pad: str, dilations: Sequence[int] | None, group: int,
+    pads: Sequence[int] | None, strides: Sequence[int] | None,
+    with_bias: Callable[[np.dtype], np.ndarray] | None = None,
+) -> Any:  # fmt: skip
     X, W = np.asarray(X), np.asarray(W)
     nd = X.ndim - 2
     strides = strides or (1,) * nd
@@ -369,8 +410,41 @@ def conv(
         X.astype(dtype, copy=False), W.astype(dtype, copy=False),
         None if B is None else np.asarray(B).astype(dtype, copy=False),
         group, strides, dilations, begin, end, out,
+        None if with_bias is None else with_bias(dtype),
     )  # fmt: skip
     return y.astype(X.dtype, copy=False)
+
+
+@kernels.register(
+    "Conv",
+    versions=(1, 11, 22),
+    dtypes=FLOATS,
+    check=attr_in("auto_pad", _AUTO_PADS, "NOTSET"),
+    fresh_output=True,
+    factory=True,
+)
+@factory(auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None)
+def conv_kernel(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., Any]:
+    """:func:`conv`; constant weights and bias are joined once into one matrix, so that the
+    bias is added by the matrix product (see :func:`_conv_float`)."""
+    weights, bias = info.constant(1), info.constant(2)
+    group = attrs["group"]
+    prepared: dict[np.dtype, np.ndarray] = {}
+
+    def with_bias(dtype: np.dtype) -> np.ndarray:
+        matrix = prepared.get(dtype)
+        if matrix is None:
+            matrix = with_bias_column(weights.astype(dtype), bias.astype(dtype), group)
+            prepared[dtype] = matrix
+        return matrix
+
+    constant = weights is not None and bias is not None
+    geometry = (attrs["auto_pad"], attrs["dilations"], group, attrs["pads"], attrs["strides"])
+
+    def run(X: Any, W: Any, B: Any = None) -> Any:
+        return _convolve(X, W, B, *geometry, with_bias if constant else None)
+
+    return run
 
 
 def _transpose_geometry(
@@ -431,7 +505,7 @@ def conv_transpose(
     )  # fmt: skip
     mg = w.shape[1]
     wt = w.reshape(group, c // group, mg * math.prod(kernel)).transpose(0, 2, 1)
-    cols = np.matmul(wt, x.reshape(n, group, c // group, math.prod(in_shape)))
+    cols = blas.matmul(wt, x.reshape(n, group, c // group, math.prod(in_shape)))
     cols = cols.reshape(n, group * mg, *kernel, *in_shape)
     y = np.zeros((n, group * mg, *out), dtype=dtype)
     for pos in np.ndindex(*kernel):

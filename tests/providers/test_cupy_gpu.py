@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 from cupy_cases import CASES, KNOWN_DIFFERENCES, Case, chain_model, reference_outputs
+from onnx import helper
 
 import onnxep
 from onnxep.models import build_encoder, encoder_inputs, light_model_paths
@@ -116,17 +117,21 @@ def test_light_model_matches_reference(name: str) -> None:
     if name not in models:
         pytest.skip(f"this onnx build ships no light_{name}")
     light = models[name]
-    session = _session(onnx.load(str(light.path)))
+    model = onnx.load(str(light.path))
+    # Constant weights can give huge logits a few ulps apart (squeezenet: ~7e9), where the
+    # softmax depends on rounding alone: compare the logits, relatively.
+    softmax = [n for n in model.graph.node if n.op_type == "Softmax"]
+    if softmax:
+        model.graph.output.append(helper.make_tensor_value_info(softmax[-1].input[0], 1, None))
+    session = _session(model)
     explained = session.explain().to_dict()
     assert {s["provider"] for s in explained["segments"]} == {CUPY}, session.explain()
     feeds = {
         n: np.random.default_rng(0).standard_normal(s).astype(np.float32)
         for n, s in light.input_shapes.items()
     }
-    got = session.run(None, feeds)[0]
-    np.testing.assert_allclose(
-        got, _reference(onnx.load(str(light.path)), feeds)[0], rtol=1e-3, atol=1e-4
-    )
+    got, want = session.run(None, feeds), _reference(model, feeds)
+    np.testing.assert_allclose(got[-1], want[-1], rtol=1e-3, atol=1e-4)
 
 
 def test_encoder_float32_on_gpu() -> None:

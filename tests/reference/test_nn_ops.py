@@ -46,15 +46,18 @@ def _conv_id(case):
 @pytest.mark.parametrize(
     ("x_shape", "w_shape", "attrs"), CONV_CASES, ids=[_conv_id(c) for c in CONV_CASES]
 )
-@pytest.mark.parametrize("bias", [True, False])
-def test_conv(x_shape, w_shape, attrs, bias):
+@pytest.mark.parametrize("form", ["bias", "no bias", "constant weights and bias"])
+def test_conv(x_shape, w_shape, attrs, form):
+    """Weights and bias as inputs, or as initializers (the kernel then adds the bias inside
+    the matrix product, through a row of ones)."""
     inputs = {
         "x": rand(*x_shape),
         "w": rand(*w_shape, seed=1),
-        "b": rand(w_shape[0], seed=2) if bias else None,
+        "b": rand(w_shape[0], seed=2) if form != "no bias" else None,
     }
-    check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, **attrs)
-    check("Conv", inputs, 22, rtol=1e-4, atol=1e-4, **attrs)
+    constants = ("w", "b") if form.startswith("constant") else ()
+    check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, constants=constants, **attrs)
+    check("Conv", inputs, 22, rtol=1e-4, atol=1e-4, constants=constants, **attrs)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -71,7 +74,8 @@ def test_stride_one_conv_on_random_geometry(seed):
     w = rand(2 * group, 3, *kernel, seed=1)
     attrs = {"group": group, "dilations": dilations, "pads": pads}
     inputs = {"x": x, "w": w, "b": rand(2 * group, seed=2)}
-    check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, **attrs)
+    constants = ("w", "b") if seed % 2 else ()
+    check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, constants=constants, **attrs)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -89,7 +93,8 @@ def test_depthwise_conv_on_random_geometry(seed):
     x = rand(int(rng.integers(1, 3)), channels, *([side] * nd))
     attrs = {"group": channels, "dilations": dilations, "pads": pads, "strides": [stride] * nd}
     inputs = {"x": x, "w": rand(channels, 1, *kernel, seed=1), "b": rand(channels, seed=2)}
-    check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, **attrs)
+    constants = ("w", "b") if seed % 2 else ()
+    check("Conv", inputs, 11, oracle="ort", rtol=1e-4, atol=1e-4, constants=constants, **attrs)
 
 
 @pytest.mark.parametrize("opset", [1, 11, 22])
@@ -98,6 +103,8 @@ def test_conv_versions_and_dtypes(opset, dtype):
     inputs = {"x": rand(1, 3, 6, 6, dtype=dtype), "w": rand(2, 3, 3, 3, dtype=dtype, seed=1)}
     tol = 5e-2 if dtype == np.float16 else 1e-10
     check("Conv", inputs, opset, rtol=tol, atol=tol, pads=[1, 1, 1, 1])
+    inputs["b"] = rand(2, dtype=dtype, seed=2)
+    check("Conv", inputs, opset, rtol=tol, atol=tol, constants=("w", "b"), pads=[1, 1, 1, 1])
 
 
 CONV_TRANSPOSE_CASES = [
