@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference import blas
 from onnxep.reference._common import all_checks, attr_in, factory, input_dtypes
 from onnxep.reference._registry import kernels
 from onnxep.reference.contrib_ops import gelu
@@ -174,13 +173,13 @@ def _attend(
     """softmax(scale * q k' + additive) v over (batch, heads, seq, size) float32 arrays; the
     output and the scores before the softmax."""
     scale = scale or 1.0 / np.sqrt(np.float32(q.shape[-1]))
-    scores = blas.matmul(q, np.swapaxes(k, -1, -2))
+    scores = np.matmul(q, np.swapaxes(k, -1, -2))
     scores *= np.float32(scale)
     if additive is not None:
         scores += additive
     probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)
-    return blas.matmul(probs, v), scores
+    return np.matmul(probs, v), scores
 
 
 def _bias_and_mask(attention_bias: Any, mask: np.ndarray | None) -> np.ndarray | None:
@@ -275,7 +274,7 @@ def attention(
     x = np.asarray(input)
     dtype = x.dtype
     q_size, k_size, _ = _qkv_sizes(np.shape(weights)[1], qkv_hidden_sizes)
-    projected = blas.matmul(_wide(x), _wide(weights))
+    projected = np.matmul(_wide(x), _wide(weights))
     if bias is not None:
         projected += _wide(bias)
     q = _split_heads(projected[..., :q_size], num_heads)
@@ -607,7 +606,7 @@ def matmul_nbits(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., tuple[A
     ) -> tuple[Any]:
         a = np.asarray(A)
         weights = fixed if fixed is not None else _nbits_weights(B, scales, zero_points, **shape)
-        y = blas.matmul(_wide(a), weights)
+        y = np.matmul(_wide(a), weights)
         if bias is not None:
             y += _wide(bias)
         return (y.astype(a.dtype, copy=False),)

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference import blas
 from onnxep.reference._clamp import clamp
 from onnxep.reference._registry import kernels
 from onnxep.reference.conv_ops import conv
@@ -137,7 +136,7 @@ def fused_matmul(
     dtype = a.dtype
     if dtype == np.float16:
         a, b = a.astype(np.float32), b.astype(np.float32)
-    y = blas.matmul(_last2(a) if transA else a, _last2(b) if transB else b)
+    y = np.matmul(_last2(a) if transA else a, _last2(b) if transB else b)
     if alpha != 1.0:
         y *= y.dtype.type(alpha)
     return (y.astype(dtype, copy=False),)

@@ -21,7 +21,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from onnxep.graph import NodeInfo
-from onnxep.reference import blas
 from onnxep.reference._common import FLOATS, attr_in, factory, fresh, scratch
 from onnxep.reference._registry import kernels
 
@@ -176,7 +175,7 @@ def _depthwise_rows(
     y = fresh((n, c, 1, length), x.dtype)
     tmp = scratch(1, y.shape, x.dtype)
     for row in range(w.shape[2]):
-        blas.matmul(w[:, :, row], patches[:, :, row], out=tmp if row else y)
+        np.matmul(w[:, :, row], patches[:, :, row], out=tmp if row else y)
         if row:
             y += tmp
     return y.reshape(n, c, *out)
@@ -331,7 +330,7 @@ def _conv_shifted(
     tmp = scratch(1, head.shape, xp.dtype)
     for k, pos in enumerate(np.ndindex(*w.shape[2:])):
         offset = sum(p * d * q for p, d, q in zip(pos, dil, pitch))
-        blas.matmul(taps[k], flat[:, :, offset : offset + length], out=head if k == 0 else tmp)
+        np.matmul(taps[k], flat[:, :, offset : offset + length], out=head if k == 0 else tmp)
         if k:
             head += tmp
     grid = acc.reshape(n, m, *spatial)
@@ -380,7 +379,7 @@ def _conv_float(
         else:
             cols = patches.reshape(n, group, cg, length)
         y = fresh((n, group, m // group, length), cols.dtype)
-        blas.matmul(wb if fold_bias else w.reshape(group, m // group, cg * taps), cols, out=y)
+        np.matmul(wb if fold_bias else w.reshape(group, m // group, cg * taps), cols, out=y)
         y = y.reshape(n, m, *out)
         if fold_bias:
             return y
@@ -528,7 +527,7 @@ def conv_transpose(
     )  # fmt: skip
     mg = w.shape[1]
     wt = w.reshape(group, c // group, mg * math.prod(kernel)).transpose(0, 2, 1)
-    cols = blas.matmul(wt, x.reshape(n, group, c // group, math.prod(in_shape)))
+    cols = np.matmul(wt, x.reshape(n, group, c // group, math.prod(in_shape)))
     cols = cols.reshape(n, group * mg, *kernel, *in_shape)
     y = np.zeros((n, group * mg, *out), dtype=dtype)
     for pos in np.ndindex(*kernel):

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference import blas
 from onnxep.reference._common import FLOATS, all_checks, factory, fresh, input_dtypes, scratch
 from onnxep.reference._registry import kernels
 
@@ -32,8 +31,8 @@ def _blas(x: Any) -> np.ndarray:
 def matmul(A: Any, B: Any) -> Any:
     """numpy-style matrix product (batched, 1-D operands promoted as numpy does)."""
     if A.dtype == np.float16:
-        return blas.matmul(_blas(A), _blas(B)).astype(np.float16)
-    return blas.matmul(A, B)
+        return np.matmul(_blas(A), _blas(B)).astype(np.float16)
+    return np.matmul(A, B)
 
 
 @kernels.register("Gemm", versions=(7, 9, 11, 13), dtypes=FLOATS, fresh_output=True)
@@ -50,7 +49,7 @@ def gemm(
     """alpha * A' @ B' + beta * C, with C broadcast to the result."""
     dtype = np.asarray(A).dtype
     a, b = _blas(A), _blas(B)
-    y = blas.matmul(a.T if transA else a, b.T if transB else b)
+    y = np.matmul(a.T if transA else a, b.T if transB else b)
     if alpha != 1.0:
         y *= alpha
     if C is not None and beta != 0.0:
