@@ -205,8 +205,12 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
         graph.node.extend(nodes)
 
 
-#: Checker complaints onnxruntime does not make either: the model still runs.
-_BENIGN = ("Field 'shape' of 'type' is required but missing",)
+#: Checker complaints onnxruntime does not make either: the model still runs (a graph output
+#: or value_info without a type is typed by inference, as onnxruntime does).
+_BENIGN = (
+    "Field 'shape' of 'type' is required but missing",
+    "Field 'type' of 'value_info' is required but missing",
+)
 
 
 def _check(model: onnx.ModelProto, *, retry: bool = True) -> None:
@@ -215,6 +219,9 @@ def _check(model: onnx.ModelProto, *, retry: bool = True) -> None:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if any(benign in first for benign in _BENIGN):
+            untyped = [i.name for i in model.graph.input if not i.type.WhichOneof("value")]
+            if untyped:  # onnxruntime's refusal too: nothing says what to feed
+                raise InvalidGraph(f"graph input {untyped[0]!r} has no type") from exc
             if retry:  # the checker stopped there: check the rest on a copy without it
                 _check(_with_shapes(model), retry=False)
             return
@@ -224,11 +231,14 @@ def _check(model: onnx.ModelProto, *, retry: bool = True) -> None:
 
 
 def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose graph inputs/outputs of unknown rank carry an (empty) shape field."""
+    """A copy for the checker whose graph inputs/outputs of unknown rank carry an (empty)
+    shape field, and whose untyped outputs and value_info carry a placeholder type."""
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     graph = copy.graph
     for info in (*graph.input, *graph.output, *graph.value_info):
+        if not info.type.WhichOneof("value"):
+            info.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
         if info.type.HasField("tensor_type") and not info.type.tensor_type.HasField("shape"):
             info.type.tensor_type.shape.SetInParent()
     return copy

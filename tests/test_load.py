@@ -100,6 +100,38 @@ def test_an_output_of_unknown_rank_is_tolerated_but_later_checker_findings_are_n
         _session(bad)
 
 
+def test_untyped_outputs_and_value_info_are_typed_by_inference_as_onnxruntime_does() -> None:
+    """onnx-graphsurgeon and hand-built graphs often declare outputs without a type: the
+    checker refuses them, onnxruntime infers the type."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"]),
+        helper.make_node("Cast", ["y"], ["n"], to=TensorProto.INT64),
+    ]
+    model = _model(nodes)
+    del model.graph.output[:]
+    model.graph.output.extend([helper.make_empty_tensor_value_info(v) for v in ("y", "n")])
+    model.graph.value_info.append(helper.make_empty_tensor_value_info("y"))
+    session = _session(model)
+    assert [(o.name, o.type, o.shape) for o in session.get_outputs()] == [
+        ("y", "tensor(float)", [2, 3]),
+        ("n", "tensor(int64)", [2, 3]),
+    ]
+    y, n = session.run(None, {"x": X})
+    np.testing.assert_allclose(y, np.maximum(X, 0))
+    assert n.dtype == np.int64
+    expected = ort.InferenceSession(model.SerializeToString()).get_outputs()
+    assert [(o.name, o.type, o.shape) for o in expected] == [
+        (o.name, o.type, o.shape) for o in session.get_outputs()
+    ]
+
+
+def test_an_untyped_graph_input_is_refused_by_name() -> None:
+    model = _model([helper.make_node("Relu", ["x"], ["y"])])
+    model.graph.input[0].CopyFrom(helper.make_empty_tensor_value_info("x"))
+    with pytest.raises(onnxep.InvalidGraph, match="graph input 'x' has no type"):
+        _session(model)
+
+
 def test_shape_inference_types_intermediate_values() -> None:
     nodes = [
         helper.make_node("Cast", ["x"], ["c"], to=TensorProto.DOUBLE),
