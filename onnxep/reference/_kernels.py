@@ -7,7 +7,6 @@ from onnxep.reference import (
     contrib_ops,  # noqa: F401
     control_flow,  # noqa: F401
     conv_ops,  # noqa: F401
-    deprecated_ops,  # noqa: F401
     detection_ops,  # noqa: F401
     grid_ops,  # noqa: F401
     index_ops,  # noqa: F401
@@ -20,5 +19,6 @@ from onnxep.reference import (
     reduce_ops,  # noqa: F401
     resize_ops,  # noqa: F401
     rnn_ops,  # noqa: F401
+    scatter_ops,  # noqa: F401
     tensor_ops,  # noqa: F401
 )

@@ -95,9 +95,37 @@ def _order_key(x: np.ndarray, largest: bool) -> np.ndarray:
 
 def _topk(x: Any, k: int, axis: int, largest: int) -> tuple[Any, Any]:
     x = np.asarray(x)
-    order = np.argsort(_order_key(x, bool(largest)), axis=axis, kind="stable")
-    idx = np.take(order, np.arange(k), axis=axis)
+    key = _order_key(x, bool(largest))
+    idx = None
+    if x.ndim and k > 0 and x.shape[axis] >= max(256, 8 * k):  # few of many: no full sort
+        first = _first_k(np.moveaxis(key, axis, -1), k)
+        idx = None if first is None else np.moveaxis(first, -1, axis)
+    if idx is None:
+        order = np.argsort(key, axis=axis, kind="stable")
+        idx = np.take(order, np.arange(k), axis=axis)
     return np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64, copy=False)
+
+
+def _first_k(key: np.ndarray, k: int) -> np.ndarray | None:
+    """Indices of the k first elements of each row (last axis) in stable ascending order of
+    ``key``, without sorting whole rows: a partition finds the k smallest keys, and only
+    they are sorted (by key, then index). Where keys equal to the k-th one were left out,
+    the partition's choice among them is redone to keep the lowest indices, as a stable
+    sort does. None when a k-th key is NaN (the stable sort then decides)."""
+    rows = key.reshape(-1, key.shape[-1])
+    picked = np.argpartition(rows, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(rows, picked, axis=1)
+    kth = values.max(axis=1, keepdims=True)
+    if kth.dtype.kind in "fc" and np.isnan(kth).any():
+        return None
+    for r in np.flatnonzero((rows <= kth).sum(axis=1) > k):  # ties across the k-th place
+        row, bound = rows[r], kth[r, 0]
+        below = np.flatnonzero(row < bound)
+        equal = np.flatnonzero(row == bound)[: k - below.size]
+        picked[r] = np.concatenate([below, equal])
+        values[r] = row[picked[r]]
+    order = np.lexsort((picked, values), axis=1)
+    return np.take_along_axis(picked, order, axis=1).reshape(*key.shape[:-1], k)
 
 
 @kernels.register("TopK", versions=(1,), dtypes=NUMERIC)

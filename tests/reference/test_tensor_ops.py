@@ -335,6 +335,49 @@ def test_topk(opset, largest, axis, dtype):
         )
 
 
+def _stable_topk(x: np.ndarray, k: int, axis: int, largest: int) -> tuple[np.ndarray, ...]:
+    """The definition: a stable sort of the whole axis (ties: lower index first)."""
+    key = -x if largest and x.dtype.kind == "f" else (np.invert(x) if largest else x)
+    idx = np.take(np.argsort(key, axis=axis, kind="stable"), np.arange(k), axis=axis)
+    return np.take_along_axis(x, idx, axis=axis), idx
+
+
+@pytest.mark.parametrize("largest", [1, 0])
+@pytest.mark.parametrize("axis", [-1, 0])
+@pytest.mark.parametrize(
+    ("dtype", "distinct"),
+    [(np.float32, None), (np.float32, 7), (np.int32, 5), (np.uint8, 200), (np.float64, 2)],
+)
+def test_topk_of_few_among_many_keeps_a_stable_sorts_ties(largest, axis, dtype, distinct):
+    """k <= n / 8 and n >= 256 take the partition path; few distinct values put ties across
+    the k-th place, where the lowest indices must win."""
+    rng = np.random.default_rng(distinct or 0)
+    shape = (1000, 6) if axis == 0 else (5, 1000)
+    x = (rng.integers(0, distinct, shape) if distinct else rng.standard_normal(shape)).astype(dtype)
+    inputs = {"x": x, "k": np.array([40], np.int64)}
+    model = make_model(
+        "TopK", inputs, 11, n_outputs=2, constants=("k",), axis=axis, largest=largest
+    )
+    values, indices = run_onnxep(model, inputs)
+    want_values, want_indices = _stable_topk(x, 40, axis, largest)
+    np.testing.assert_array_equal(values, want_values)
+    np.testing.assert_array_equal(indices, want_indices)
+    if distinct is None:  # without ties onnxruntime agrees (its tie order is not the spec's)
+        check("TopK", inputs, 11, oracle="ort", n_outputs=2, constants=("k",), axis=axis)
+
+
+def test_topk_with_nans_among_many_falls_back_to_the_sort():
+    x = np.random.default_rng(1).standard_normal((3, 500)).astype(np.float32)
+    x[:, ::3] = np.nan  # more NaNs than non-NaN keys in reach of k for no row
+    x[2, :] = np.nan
+    inputs = {"x": x, "k": np.array([20], np.int64)}
+    model = make_model("TopK", inputs, 11, n_outputs=2, constants=("k",))
+    values, indices = run_onnxep(model, inputs)
+    want_values, want_indices = _stable_topk(x, 20, -1, 1)
+    np.testing.assert_array_equal(values, want_values)
+    np.testing.assert_array_equal(indices, want_indices)
+
+
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
 @pytest.mark.parametrize("opset", [1, 11, 12, 13])
 @pytest.mark.parametrize(
