@@ -65,11 +65,27 @@ def gather(data: Any, indices: Any, *, axis: int = 0) -> Any:
 
 @kernels.register("GatherElements", versions=(11, 13))
 def gather_elements(data: Any, indices: Any, *, axis: int = 0) -> Any:
-    """out[i][j][k] = data[indices[i][j][k]][j][k] (for axis 0), and so on."""
-    data, indices = np.asarray(data), np.asarray(indices)
+    """out[i][j][k] = data[indices[i][j][k]][j][k] (for axis 0), and so on.
+
+    One ``np.take`` of flat positions (index * stride + the other coordinates' offset):
+    about twice as fast as ``np.take_along_axis``, which builds an index array per axis.
+    """
+    data, indices = np.asarray(data), np.asarray(indices, dtype=np.int64)
     axis = axis + data.ndim if axis < 0 else axis
-    window = tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(indices.shape))
-    return np.take_along_axis(data[window], indices.astype(np.int64, copy=False), axis=axis)
+    size = data.shape[axis]
+    if indices.size and (indices.min() < -size or indices.max() >= size):
+        bad = indices[(indices < -size) | (indices >= size)].flat[0]
+        raise IndexError(
+            f"GatherElements index {int(bad)} is out of range for axis {axis} of size {size}"
+        )
+    if indices.size and indices.min() < 0:
+        indices = np.where(indices < 0, indices + size, indices)
+    pitch = [int(np.prod(data.shape[d + 1 :], dtype=np.int64)) for d in range(data.ndim)]
+    flat = indices * pitch[axis]
+    for d, coord in enumerate(np.indices(indices.shape, sparse=True)):
+        if d != axis and indices.shape[d] > 1:
+            flat = flat + coord * pitch[d]
+    return np.take(np.ascontiguousarray(data).reshape(-1), flat)
 
 
 @kernels.register("GatherND", versions=(11, 12, 13))

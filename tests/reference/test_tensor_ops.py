@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
+import onnxep
+
 from .helpers import check, make_model, rand, run_onnxep
 
 
@@ -146,6 +148,20 @@ def test_gather_elements(opset, axis):
     # indices smaller than the data off the axis: onnxruntime allows it, the evaluator does not
     small = rng.integers(-x.shape[axis], x.shape[axis], size=(3, 2)).astype(np.int64)
     check("GatherElements", {"x": x, "i": small}, opset, axis=axis, oracle="ort")
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_gather_elements_3d_and_out_of_range(axis):
+    x = rand(4, 6, 5)
+    rng = np.random.default_rng(axis)
+    shape = [3, 4, 2]
+    shape[axis] = 7  # longer than the data along the axis: indices repeat
+    indices = rng.integers(-x.shape[axis], x.shape[axis], size=shape).astype(np.int64)
+    check("GatherElements", {"x": x, "i": indices}, 13, oracle="ort", axis=axis)
+    indices.flat[5] = x.shape[axis]
+    model = make_model("GatherElements", {"x": x, "i": indices}, 13, axis=axis)
+    with pytest.raises(onnxep.Fail, match=f"index {x.shape[axis]} is out of range"):
+        run_onnxep(model, {"x": x, "i": indices})
 
 
 def test_gather_elements_long_axis():
