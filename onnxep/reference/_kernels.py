@@ -21,4 +21,5 @@ from onnxep.reference import (
     rnn_ops,  # noqa: F401
     scatter_ops,  # noqa: F401
     tensor_ops,  # noqa: F401
+    tree_ops,  # noqa: F401
 )

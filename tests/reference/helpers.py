@@ -29,19 +29,22 @@ def make_model(
     n_outputs: int = 1,
     constants: Sequence[str] = (),
     outputs: Sequence[str] | None = None,
+    domain: str = "",
     **attrs: Any,
 ) -> onnx.ModelProto:
     """One ``op_type`` node over ``inputs`` (name -> array, or None for a missing optional).
 
     Names in ``constants`` become initializers; the rest are graph inputs with the arrays'
-    dtypes and shapes. IR version 8, so onnxruntime 1.31 loads it too.
+    dtypes and shapes. IR version 8, so onnxruntime 1.31 loads it too. An op of another
+    ``domain`` (ai.onnx.ml) gets ``opset`` of that domain, beside ai.onnx's, and the IR
+    version its opset needs.
     """
     names = list(inputs)
     while names and inputs[names[-1]] is None:  # trailing missing optionals: leave them out
         names.pop()
     outs = list(outputs) if outputs is not None else [f"y{i}" for i in range(n_outputs)]
     node = helper.make_node(
-        op_type, [n if inputs[n] is not None else "" for n in names], outs, **attrs
+        op_type, [n if inputs[n] is not None else "" for n in names], outs, domain=domain, **attrs
     )
     graph_inputs, initializers = [], []
     for name in names:
@@ -56,8 +59,11 @@ def make_model(
         graph_inputs.append(helper.make_tensor_value_info(name, elem, array.shape))
     graph_outputs = [helper.make_empty_tensor_value_info(o) for o in outs if o]
     graph = helper.make_graph([node], op_type, graph_inputs, graph_outputs, initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
+    opsets = [helper.make_opsetid("", opset)]
+    if domain:
+        opsets = [helper.make_opsetid("", 19), helper.make_opsetid(domain, opset)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = max(8, helper.find_min_ir_version_for(opsets)) if domain else 8
     return _typed_outputs(model)
 
 
