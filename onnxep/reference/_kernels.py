@@ -11,11 +11,13 @@ from onnxep.reference import (
     grid_ops,  # noqa: F401
     index_ops,  # noqa: F401
     integer_ops,  # noqa: F401
+    map_ops,  # noqa: F401
     math_ops,  # noqa: F401
     nn_ops,  # noqa: F401
     pool_ops,  # noqa: F401
     qlinear_ops,  # noqa: F401
     quant_ops,  # noqa: F401
+    random_ops,  # noqa: F401
     reduce_ops,  # noqa: F401
     resize_ops,  # noqa: F401
     rnn_ops,  # noqa: F401

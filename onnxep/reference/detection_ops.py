@@ -1,4 +1,4 @@
-"""The detection heads' ops: NonMaxSuppression and RoiAlign, vectorised.
+"""The detection heads' ops: NonMaxSuppression, RoiAlign (vectorised) and MaxRoiPool.
 
 onnx's reference versions loop in Python per box pair and per sample (a YOLO-sized NMS took
 0.3-0.5 s, a 100-RoI RoiAlign 3 s, against milliseconds in onnxruntime). Semantics are
@@ -206,3 +206,45 @@ def roi_align(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., np.ndarray
         return out
 
     return run
+
+
+# --- MaxRoiPool -------------------------------------------------------------------------------
+def _c_round(v: np.ndarray) -> np.ndarray:
+    """C's ``round``: halves away from zero (numpy rounds them to even)."""
+    return np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
+
+
+def _bins(start: int, size: int, pooled: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end) of each of ``pooled`` bins over ``size`` cells from ``start``, clipped."""
+    step = np.float32(size) / np.float32(pooled)
+    index = np.arange(pooled, dtype=np.float32)
+    lo = np.floor(index * step).astype(np.int64) + start
+    hi = np.ceil((index + 1) * step).astype(np.int64) + start
+    return np.clip(lo, 0, limit), np.clip(hi, 0, limit)
+
+
+@kernels.register("MaxRoiPool", versions=(1, 22), dtypes=("float32", "float64", "float16"))
+def max_roi_pool(
+    X: Any, rois: Any, *, pooled_shape: tuple[int, int], spatial_scale: float = 1.0
+) -> np.ndarray:
+    """Max over each of pooled_shape bins of each RoI ``[batch, x1, y1, x2, y2]`` (corners
+    scaled by ``spatial_scale`` and rounded, the RoI at least 1x1; an empty bin is 0), as
+    onnxruntime's kernel bins it; one numpy max per RoI and bin, over all channels (onnx's
+    reference has no MaxRoiPool). onnxruntime starts each max at float32's smallest positive
+    number (Caffe's old bug), so a bin of only negative values gives it ~1.2e-38 where this
+    gives the max the spec asks for."""
+    x, boxes = np.asarray(X), np.asarray(rois, np.float32)
+    pooled_h, pooled_w = pooled_shape
+    n, c, height, width = x.shape
+    out = np.zeros((boxes.shape[0], c, pooled_h, pooled_w), x.dtype)
+    corners = _c_round(boxes[:, 1:] * np.float32(spatial_scale)).astype(np.int64)
+    for r, (batch, (x1, y1, x2, y2)) in enumerate(zip(boxes[:, 0].astype(np.int64), corners)):
+        if not 0 <= batch < n:
+            raise ValueError(f"MaxRoiPool: RoI {r} names batch {batch}, the input has {n}")
+        h0, h1 = _bins(y1, max(y2 - y1 + 1, 1), pooled_h, height)
+        w0, w1 = _bins(x1, max(x2 - x1 + 1, 1), pooled_w, width)
+        for i in np.flatnonzero(h1 > h0):
+            rows = x[batch, :, h0[i] : h1[i]].max(axis=1)  # (C, W)
+            for j in np.flatnonzero(w1 > w0):
+                out[r, :, i, j] = rows[:, w0[j] : w1[j]].max(axis=1)
+    return out

@@ -72,14 +72,18 @@ def _loadable(key: OpKey, opset: int) -> str | None:
     """None when onnx implements the op, else the reason (cached per schema version)."""
     from onnx.reference.ops import load_op
 
-    if key.domain != "":
-        # checked on bind; the ml/preview loaders are cheap to try
-        return None if key.domain in _LOADERS else f"unknown domain {key.domain!r}"
+    if key.domain != "" and key.domain not in _LOADERS:
+        return f"unknown domain {key.domain!r}"
     try:
-        load_op("", key.op_type, opset, evaluator_cls=ReferenceEvaluator)
+        if key.domain == "":
+            load_op("", key.op_type, opset, evaluator_cls=ReferenceEvaluator)
+        else:
+            import importlib
+
+            importlib.import_module(_LOADERS[key.domain]).load_op(key.domain, key.op_type, opset)
     except RuntimeContextError:
         return None
-    except (NotImplementedError, onnx.defs.SchemaError, ValueError) as exc:
+    except (NotImplementedError, onnx.defs.SchemaError, ValueError, KeyError, RuntimeError) as exc:
         return str(exc).split("\n")[0]
     return None
 

@@ -1,11 +1,12 @@
-"""NonMaxSuppression and RoiAlign, hand-written, against onnxruntime on random detections."""
+"""NonMaxSuppression, RoiAlign and MaxRoiPool, hand-written, against onnxruntime on random
+detections."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from .helpers import check
+from .helpers import check, make_model, run_onnxep
 
 pytest.importorskip("onnxruntime", reason="the detection kernels are compared with onnxruntime")
 
@@ -73,3 +74,33 @@ def test_roi_align(opset: int, attrs: dict) -> None:
     }
     attrs = {"output_height": 4, "output_width": 5, **attrs}
     check("RoiAlign", inputs, opset, oracle="ort", rtol=1e-5, atol=1e-5, **attrs)
+
+
+def _rois(rng: np.random.Generator, n: int, batches: int, size: float) -> np.ndarray:
+    corner = rng.uniform(-5, size, (n, 2))
+    far = corner + rng.uniform(-2, size / 2, (n, 2))  # some malformed (end before start)
+    batch = rng.integers(0, batches, (n, 1))
+    return np.concatenate([batch, corner, far], 1).astype(np.float32)
+
+
+@pytest.mark.parametrize(("pooled", "scale"), [((2, 2), 1.0), ((7, 7), 0.25), ((3, 5), 0.5)])
+def test_max_roi_pool(pooled: tuple, scale: float) -> None:
+    """Non-negative features (onnxruntime's max starts at 1.2e-38, see the next test)."""
+    rng = np.random.default_rng(sum(pooled))
+    x = rng.uniform(0, 4, (2, 6, 20, 24)).astype(np.float32)
+    rois = _rois(rng, 30, 2, 24 / scale)
+    inputs = {"x": x, "rois": rois}
+    check("MaxRoiPool", inputs, 1, oracle="ort", pooled_shape=list(pooled), spatial_scale=scale)
+
+
+def test_max_roi_pool_takes_the_max_of_negative_bins() -> None:
+    x = -np.arange(1, 1 + 2 * 4 * 4, dtype=np.float32).reshape(1, 2, 4, 4)
+    rois = np.array([[0, 0, 0, 3, 3], [0, 1.5, 0.5, 2.49, 2.5]], np.float32)
+    (y,) = run_onnxep(
+        make_model("MaxRoiPool", {"x": x, "rois": rois}, 22, pooled_shape=[2, 2]),
+        {"x": x, "rois": rois},
+    )
+    # RoI 0: 4x4 in 2x2 bins; RoI 1: x from round(1.5)=2 to round(2.49)=2, y 1..3 (C's round)
+    np.testing.assert_array_equal(y[0], x[0, :, ::2, ::2])
+    np.testing.assert_array_equal(y[1, :, :, 0], x[0, :, [1, 2], 2].T)
+    np.testing.assert_array_equal(y[1, :, :, 1], y[1, :, :, 0])
