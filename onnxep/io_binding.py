@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxep.blas_threads import capped
 from onnxep.device_values import device_of, from_pointer, host_value, is_device_array
 from onnxep.errors import InvalidArgument
 from onnxep.ort_value import OrtValue, unwrap, write
@@ -172,7 +173,8 @@ def run_device_feeds(
     outputs come back on the host, or where they were produced with ``outputs_on_device``."""
     plan = _device_plan(session, outputs_on_device)
     plan.stats.count = plan.stats.bytes = 0
-    outputs = plan.run(*args)
+    with capped(session._threads):
+        outputs = plan.run(*args)
     _report(session, plan)
     return outputs
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxep.blas_threads import capped
 from onnxep.device_values import is_device_array
 from onnxep.discovery import REFERENCE, ProviderSpec, resolve_providers
 from onnxep.errors import Fail, InvalidArgument, OnnxepError
@@ -75,7 +76,7 @@ class InferenceSession:
         if warning_enabled(self._options.log_severity_level):
             for note in notes:
                 warnings.warn(note, RuntimeWarning, stacklevel=3)
-        threads = self._options.intra_op_num_threads or None
+        threads = self._threads = self._options.intra_op_num_threads or None
         for provider in self._providers:
             provider.configure(threads=threads)
         self._runner = RecoveringPlan(
@@ -304,8 +305,8 @@ class InferenceSession:
         self._plan.stats.count = self._plan.stats.bytes = 0
         start = time.perf_counter_ns()
         try:
-            with np.errstate(all="ignore"):  # inf/NaN arithmetic is quiet, as in onnxruntime
-                outputs = self._runner.run(*args)
+            with np.errstate(all="ignore"), capped(self._threads):
+                outputs = self._runner.run(*args)  # inf/NaN arithmetic quiet, as onnxruntime
         except OnnxepError:
             raise
         except Exception as exc:  # the last provider failed: name the node
