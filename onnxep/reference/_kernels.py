@@ -22,6 +22,7 @@ from onnxep.reference import (
     resize_ops,  # noqa: F401
     rnn_ops,  # noqa: F401
     scatter_ops,  # noqa: F401
+    svm_ops,  # noqa: F401
     tensor_ops,  # noqa: F401
     tree_ops,  # noqa: F401
 )

@@ -60,6 +60,7 @@ import numpy as np
 
 from onnxep.graph import NodeInfo
 from onnxep.reference._common import factory, quiet
+from onnxep.reference._ml_transforms import TRANSFORMS, logistic, probit, transform
 from onnxep.reference._registry import kernels
 
 __all__: list[str] = []
@@ -77,7 +78,6 @@ _MODES = {
 }
 #: TreeEnsemble-5 numbers these by position.
 AGGREGATES = ("AVERAGE", "SUM", "MIN", "MAX")
-TRANSFORMS = ("NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO", "PROBIT")
 #: onnxruntime reads TreeEnsemble-5's post_transform in its own enum's order, 1 and 2 swapped
 #: from the spec's (1 SOFTMAX, 2 LOGISTIC): its 1 is LOGISTIC and its 2 SOFTMAX.
 TRANSFORMS_ORT = ("NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT")
@@ -548,63 +548,6 @@ def aggregate(
         return votes.gather(forest.walk(x), reduce)
     parts = [votes.gather(forest.walk(x[i : i + step]), reduce) for i in range(0, rows, step)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-# --- post-transforms (onnxruntime's float32 formulas) ---------------------------------------
-_F = np.float32
-
-
-def _exp(x: np.ndarray) -> np.ndarray:
-    """float32 exp rounded from float64 (as C's expf: numpy's float32 exp is a few ulps off,
-    which PROBIT's cancellation would magnify)."""
-    return np.exp(x.astype(np.float64)).astype(_F)
-
-
-def _log(x: np.ndarray) -> np.ndarray:
-    """float32 log rounded from float64 (see ``_exp``)."""
-    return np.log(x.astype(np.float64)).astype(_F)
-
-
-def logistic(v: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-v)), from |v| as onnxruntime computes it."""
-    v = v.astype(_F, copy=False)
-    a = _F(1) / (_F(1) + _exp(-np.abs(v)))
-    return np.where(v < 0, _F(1) - a, a)
-
-
-def probit(v: np.ndarray) -> np.ndarray:
-    """sqrt(2) * erfinv(2v - 1) with onnxruntime's approximation of erfinv."""
-    x = _F(2) * v.astype(_F, copy=False) - _F(1)
-    sign = np.where(x < 0, _F(-1), _F(1))
-    log = _log((_F(1) - x) * (_F(1) + x))
-    a = _F(2) / (_F(np.pi) * _F(0.147)) + _F(0.5) * log
-    b = _F(1) / _F(0.147) * log
-    return _F(np.sqrt(2)) * sign * np.sqrt(-a + np.sqrt(a * a - b))
-
-
-def softmax(v: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float32."""
-    v = v.astype(_F, copy=False)
-    e = _exp(v - np.maximum(v.max(axis=1, keepdims=True), np.finfo(_F).min))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def softmax_zero(v: np.ndarray) -> np.ndarray:
-    """onnxruntime's SOFTMAX_ZERO: scores within 1e-7 of 0 stay (nearly) 0, out of the sum."""
-    v = v.astype(_F, copy=False)
-    top = np.maximum(v.max(axis=1, keepdims=True), np.finfo(_F).min)
-    big = np.abs(v) > _F(1e-7)
-    e = np.where(big, _exp(v - top), v * _exp(-top))
-    return e / np.where(big, e, _F(0)).sum(axis=1, keepdims=True)
-
-
-_TRANSFORM = {"SOFTMAX": softmax, "LOGISTIC": logistic, "SOFTMAX_ZERO": softmax_zero}
-_TRANSFORM["PROBIT"] = probit
-
-
-def transform(values: np.ndarray, post: str) -> np.ndarray:
-    """The post-transform of several scores per row (NONE keeps the computation type)."""
-    return values if post == "NONE" else _TRANSFORM[post](values)
 
 
 def regression(
