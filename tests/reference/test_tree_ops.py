@@ -19,7 +19,14 @@ import onnxep
 from onnxep.reference import tree_ops
 from onnxep.testing import kernel_test_options
 
-from .helpers import hand_written_nodes, make_model, run_evaluator, run_onnxep, run_onnxruntime
+from .helpers import (
+    assert_close,
+    hand_written_nodes,
+    make_model,
+    run_evaluator,
+    run_onnxep,
+    run_onnxruntime,
+)
 
 ML = "ai.onnx.ml"
 REG, CLS, TE = "TreeEnsembleRegressor", "TreeEnsembleClassifier", "TreeEnsemble"
@@ -131,19 +138,7 @@ def model(op: str, attrs: dict[str, Any], x: Any, opset: int = 3) -> onnx.ModelP
 
 def same(actual: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     """Same outputs: labels equal (strings as str), scores of one dtype within tolerance."""
-    assert len(actual) == len(expected)
-    for i, (a, e) in enumerate(zip(actual, expected)):
-        a, e = np.asarray(a), np.asarray(e)
-        assert a.shape == e.shape, f"output {i}: shape {a.shape} != {e.shape}"
-        if e.dtype.kind in "OU":
-            assert a.dtype == object, f"output {i}: {a.dtype}"
-            assert a.astype(str).tolist() == e.astype(str).tolist(), f"output {i}"
-            continue
-        assert a.dtype == e.dtype, f"output {i}: dtype {a.dtype} != {e.dtype}"
-        if e.dtype.kind == "f":
-            np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=f"output {i}")
-        else:
-            np.testing.assert_array_equal(a, e, err_msg=f"output {i}")
+    assert_close(actual, expected, rtol, atol)
 
 
 def check(
