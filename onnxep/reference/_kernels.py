@@ -7,6 +7,7 @@ from onnxep.reference import (
     contrib_ops,  # noqa: F401
     control_flow,  # noqa: F401
     conv_ops,  # noqa: F401
+    deform_ops,  # noqa: F401
     detection_ops,  # noqa: F401
     grid_ops,  # noqa: F401
     index_ops,  # noqa: F401

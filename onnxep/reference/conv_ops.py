@@ -1,5 +1,5 @@
 """Conv and ConvTranspose in 1-D, 2-D and 3-D: im2col into one contiguous buffer, then one
-float BLAS matmul per group.
+float BLAS matmul per group; Col2Im, the overlapping add ConvTranspose ends with.
 
 - 1x1 convolutions skip im2col (a strided subsample at most, then a matmul);
 - depthwise convolutions (one input channel per group) run as one small matmul per channel
@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from onnxep.graph import NodeInfo
-from onnxep.reference._common import FLOATS, attr_in, factory, fresh, scratch
+from onnxep.reference._common import FLOATS, NUMERIC, attr_in, factory, fresh, scratch
 from onnxep.reference._registry import kernels
 
 __all__ = ["conv_geometry", "copy_out", "padded"]
@@ -552,3 +552,54 @@ def _scatter_add(
         src_index.append(slice(first, last + 1))
         dst_index.append(slice(offset + s * first, offset + s * last + 1, s))
     y[tuple(dst_index)] += src[tuple(src_index)]
+
+
+def _col2im_geometry(
+    x: np.ndarray, image: Sequence[int], block: Sequence[int], strides: Sequence[int],
+    dil: Sequence[int], pads: Sequence[int],
+) -> list[int]:  # fmt: skip
+    """The blocks along each axis; ValueError when ``x`` does not hold exactly them."""
+    nd = len(image)
+    if x.ndim != 3 or len(block) != nd or min((*image, *block), default=1) < 1:
+        raise ValueError(f"Col2Im: input {x.shape}, image {list(image)}, block {list(block)}")
+    blocks = [
+        (image[i] + pads[i] + pads[i + nd] - dil[i] * (block[i] - 1) - 1) // strides[i] + 1
+        for i in range(nd)
+    ]
+    taps = math.prod(block)
+    if x.shape[1] % taps or x.shape[2] != math.prod(blocks) or min(blocks, default=1) < 1:
+        raise ValueError(
+            f"Col2Im: input {x.shape} is not (N, C * {taps}, {math.prod(blocks)}) for "
+            f"{blocks} blocks of {list(block)}"
+        )
+    return blocks
+
+
+@kernels.register("Col2Im", versions=(18,), dtypes=NUMERIC, host_inputs=(1, 2), fresh_output=True)
+def col2im(
+    X: Any, image_shape: Any, block_shape: Any, *, dilations: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None, strides: Sequence[int] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """N-D Col2Im: every block's column added into the (N, C, *image_shape) image, one
+    strided add per kernel position (as ConvTranspose). float16 is summed in float32,
+    integers wrap.
+
+    onnxruntime (float only) agrees in 2-D, and in other ranks without dilations: its N-D
+    path takes the dilated kernel extent for the kernel shape and so reads the wrong column
+    rows when a dilation is not 1. onnx's op and the definition are followed there.
+    """
+    x = np.asarray(X)
+    image = [int(v) for v in np.asarray(image_shape).reshape(-1)]
+    block = [int(v) for v in np.asarray(block_shape).reshape(-1)]
+    nd = len(image)
+    strides, dilations = strides or (1,) * nd, dilations or (1,) * nd
+    pads = pads or (0,) * (2 * nd)
+    blocks = _col2im_geometry(x, image, block, strides, dilations, pads)
+    dtype = _float_dtype(x)
+    channels = x.shape[1] // math.prod(block)
+    cols = x.astype(dtype, copy=False).reshape(x.shape[0], channels, *block, *blocks)
+    y = fresh((*cols.shape[:2], *image), dtype)
+    y.fill(0)
+    for pos in np.ndindex(*block):
+        _scatter_add(y, cols[(slice(None), slice(None), *pos)], pos, pads[:nd], strides, dilations)
+    return y.astype(x.dtype, copy=False)

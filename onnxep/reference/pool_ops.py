@@ -1,4 +1,5 @@
-"""Pooling: MaxPool (with its Indices output), AveragePool, LpPool and their Global forms.
+"""Pooling: MaxPool (with its Indices output), AveragePool, LpPool and their Global forms;
+MaxUnpool, MaxPool's partial inverse.
 
 Every kernel position is one vectorised numpy operation over all output pixels (no Python
 loop over outputs). Windows follow onnxruntime's rules: the last window starts inside the
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from onnxep.graph import NodeInfo
-from onnxep.reference._common import FLOATS, factory, fresh, scratch
+from onnxep.reference._common import FLOATS, factory, fresh, input_dtypes, scratch
 from onnxep.reference._registry import kernels
 from onnxep.reference.conv_ops import copy_out, padded
 
@@ -366,3 +367,71 @@ def global_lp_pool(X: Any, *, p: int = 2) -> Any:
     """(sum |x|^p)^(1/p) over all spatial dims, kept as size 1."""
     s = np.sum(np.abs(X) ** p, axis=_spatial(X), keepdims=True)
     return s ** (1.0 / p)
+
+
+def _unpooled_shape(
+    shape: Sequence[int], kernel: Sequence[int], strides: Sequence[int], pads: Sequence[int]
+) -> list[int]:
+    """The output shape MaxUnpool infers: MaxPool's output size formula, inverted."""
+    nd = len(kernel)
+    spatial = [
+        (shape[2 + i] - 1) * strides[i] - (pads[i] + pads[i + nd]) + kernel[i] for i in range(nd)
+    ]
+    return [*shape[:2], *spatial]
+
+
+def _unpool_target(
+    x: np.ndarray, index: np.ndarray, output_shape: Any, kernel: Sequence[int],
+    strides: Sequence[int] | None, pads: Sequence[int] | None,
+) -> list[int]:  # fmt: skip
+    """The output shape: ``output_shape`` when given (no smaller than the inferred one),
+    else the inferred one; ValueError on inputs onnxruntime refuses."""
+    nd = x.ndim - 2
+    if nd < 1 or len(kernel) != nd:
+        raise ValueError(f"MaxUnpool: X is {x.ndim}-D with a {len(kernel)}-D kernel_shape")
+    if index.shape != x.shape:
+        raise ValueError(f"MaxUnpool: indices are {index.shape}, X is {x.shape}")
+    inferred = _unpooled_shape(x.shape, kernel, strides or (1,) * nd, pads or (0,) * (2 * nd))
+    if min(inferred[2:]) < 1:
+        raise ValueError(f"MaxUnpool: the inferred output shape {inferred} is not positive")
+    if output_shape is None:
+        return inferred
+    shape = [int(v) for v in np.asarray(output_shape).reshape(-1)]
+    if len(shape) != x.ndim or math.prod(shape) < math.prod(inferred):
+        raise ValueError(f"MaxUnpool: output_shape {shape} is smaller than {inferred}")
+    return shape
+
+
+@kernels.register(
+    "MaxUnpool",
+    versions=(9, 11, 22),
+    check=input_dtypes(i0=FLOATS, i1=("int64",)),
+    host_inputs=(2,),
+    fresh_output=True,
+)
+def max_unpool(
+    X: Any, I: Any, output_shape: Any = None, *, kernel_shape: Sequence[int],  # noqa: E741
+    pads: Sequence[int] | None = None, strides: Sequence[int] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Zeros with each value of ``X`` written at its index in ``I``: flat indices into the
+    whole output (as MaxPool's Indices output counts them), one numpy scatter.
+
+    With ``output_shape`` the indices count in that shape, as in onnxruntime, so MaxPool's
+    indices of an input of that shape land back where they came from. onnx's reference op
+    and its ``test_maxunpool_export_with_output_shape`` case instead scatter into the
+    inferred shape and pad that at the end (onnx/onnx#2398; onnxruntime excludes the case
+    as invalid test data). Indices outside the output are refused (ValueError). Duplicate
+    indices (MaxPool's overlapping windows, with equal values) keep the last value, as
+    onnxruntime's loop does (numpy's one-dimensional assignment writes in order).
+    """
+    x, index = np.asarray(X), np.asarray(I)
+    shape = _unpool_target(x, index, output_shape, kernel_shape, strides, pads)
+    size = math.prod(shape)
+    flat = index.reshape(-1)
+    if flat.size and (flat.min() < 0 or flat.max() >= size):
+        bad = flat[(flat < 0) | (flat >= size)][0]
+        raise ValueError(f"MaxUnpool: index {int(bad)} is outside the output of {size} values")
+    y = fresh((size,), x.dtype)
+    y.fill(0)
+    y[flat] = x.reshape(-1)
+    return y.reshape(shape)

@@ -13,4 +13,14 @@ __all__ = ["KNOWN_FAILURES", "REFERENCE_PREFIX"]
 
 REFERENCE_PREFIX = "reference/"
 
-KNOWN_FAILURES: dict[str, str] = {}
+_MAXUNPOOL_ORT = (
+    "onnx test data (onnx/onnx#2398): with output_shape the hand-written MaxUnpool counts "
+    "indices in output_shape, as onnxruntime and MaxPool do; onnx's data counts them in the "
+    "inferred shape (onnxruntime excludes this case as invalid). tests/reference/"
+    "test_conformance.py compares it with onnxruntime instead"
+)
+
+KNOWN_FAILURES: dict[str, str] = {
+    "test_maxunpool_export_with_output_shape": _MAXUNPOOL_ORT,
+    "reference/test_maxunpool_export_with_output_shape": _MAXUNPOOL_ORT,
+}
