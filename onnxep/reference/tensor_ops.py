@@ -35,7 +35,14 @@ def reshape(data: Any, shape: Any, *, allowzero: int = 0) -> Any:
     dims = np.asarray(shape).tolist()
     if not allowzero and 0 in dims:
         dims = [data.shape[i] if d == 0 else d for i, d in enumerate(dims)]
-    return np.reshape(data, dims)
+    try:
+        return np.reshape(data, dims)
+    except ValueError as exc:  # name both shapes, as onnxruntime does
+        raise ValueError(
+            f"the input tensor cannot be reshaped to the requested shape: input shape "
+            f"{list(np.shape(data))} ({np.size(data)} values), requested "
+            f"{np.asarray(shape).tolist()}"
+        ) from exc
 
 
 @kernels.register("Transpose", versions=since_versions("Transpose"))

@@ -469,3 +469,10 @@ def test_depth_to_space(mode, opset):
 @pytest.mark.parametrize("opset", [1, 13])
 def test_space_to_depth(opset):
     check("SpaceToDepth", {"x": rand(2, 3, 4, 6)}, opset, blocksize=2)
+
+
+def test_reshape_to_a_wrong_size_names_both_shapes():
+    inputs = {"x": rand(2, 3), "s": np.array([4, 2], np.int64)}
+    model = make_model("Reshape", inputs, 14)
+    with pytest.raises(onnxep.Fail, match=r"input shape \[2, 3\] \(6 values\), requested \[4, 2\]"):
+        run_onnxep(model, inputs)
