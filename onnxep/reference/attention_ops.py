@@ -713,7 +713,10 @@ def group_query_attention(
     ``seqlens_k[b] + 1 - seq + s`` (or ``position_ids[b, s]``); ``local_window_size`` W
     keeps the W latest keys up to each row's own; ``softcap`` caps the scaled scores
     (before ``attention_bias``); ``smooth_softmax`` > 0 and ``head_sink`` add a zero (or
-    per-head) logit to each softmax; present rows past ``seqlens_k[b] + 1`` are zeros.
+    per-head) logit to each softmax; present rows past ``seqlens_k[b] + 1`` are zeros. Known
+    difference: with both local_window_size and smooth_softmax/head_sink, the padding rows of
+    a right-padded prompt (past ``seqlens_k[b]``, which nothing reads) differ from
+    onnxruntime's.
 
     Declined: a quantised KV cache (k_scale, v_scale, k/v_quant_type, kv_cache_bit_width),
     sliding_window_cache, the output_qk output, q_norm_weight/k_norm_weight (onnxruntime's CPU
