@@ -144,6 +144,7 @@ RULES: dict[str, Rule] = {
     "SkipSimplifiedLayerNormalization": _skip_layer_norm,
     "Attention": _ranks(3, 5),
     "MultiHeadAttention": _ranks(3, 4, 4, 4),
+    "GroupQueryAttention": _ranks(3, 4, 4, 4),
     "EmbedLayerNormalization": _embed_layer_norm,
     "RotaryEmbedding": _like_first,
     "BiasAdd": _like_first,

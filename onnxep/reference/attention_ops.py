@@ -612,3 +612,196 @@ def matmul_nbits(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., tuple[A
         return (y.astype(a.dtype, copy=False),)
 
     return run
+
+
+# --- GroupQueryAttention --------------------------------------------------------------------
+def _quant_none(info: NodeInfo) -> str | None:
+    """Decline a quantised KV cache (k_quant_type / v_quant_type other than NONE)."""
+    for name in ("k_quant_type", "v_quant_type"):
+        value = info.attrs.get(name, "NONE")
+        value = value.decode() if isinstance(value, bytes) else value
+        if value != "NONE":
+            return f"{name}={value!r} (a quantised KV cache) is not implemented"
+    return None
+
+
+_GQA_CHECK = all_checks(
+    _FLOAT_INPUT,
+    input_dtypes(i3=_FLOATS, i4=_FLOATS),
+    _quant_none,
+    _refuse_attrs(
+        {
+            "qk_output": "qk_output (the output_qk output) is not implemented",
+            "sliding_window_cache": "sliding_window_cache=1 (a window-sized KV cache) is not "
+            "implemented",
+            "kv_cache_bit_width": "kv_cache_bit_width (a quantised KV cache) is not implemented",
+        }
+    ),
+    _refuse_inputs(
+        {
+            12: "k_scale (a quantised KV cache) is not implemented",
+            13: "v_scale (a quantised KV cache) is not implemented",
+            14: f"q_norm_weight (a per-head Q/K RMS norm) is not implemented {_ORT_TOO}",
+            15: f"k_norm_weight (a per-head Q/K RMS norm) is not implemented {_ORT_TOO}",
+        }
+    ),
+    lambda info: "the output_qk output is not implemented" if any(info.node.outputs[3:]) else None,
+)
+
+
+def _gqa_positions(
+    position_ids: Any, seqlens: np.ndarray, batch: int, seq: int, first_prompt: bool
+) -> np.ndarray:
+    """(batch, seq) rotary positions as onnxruntime derives them: ``position_ids`` when
+    given; else ``s`` in a first prompt, ``seqlens_k[b] + 1 - seq + s`` after a past."""
+    if position_ids is not None:
+        ids = np.broadcast_to(np.asarray(position_ids, np.int64), (batch, seq))
+        if first_prompt:  # onnxruntime reads only the first id then
+            return ids.reshape(-1)[0] + np.broadcast_to(np.arange(seq), (batch, seq))
+        return ids
+    steps = np.arange(seq)[None, :]
+    if first_prompt:
+        return np.broadcast_to(steps, (batch, seq))
+    return (seqlens[:, None] + 1 - seq) + steps
+
+
+@kernels.register("GroupQueryAttention", versions=(1,), domain=MS, check=_GQA_CHECK)
+def group_query_attention(
+    query: Any,
+    key: Any = None,
+    value: Any = None,
+    past_key: Any = None,
+    past_value: Any = None,
+    seqlens_k: Any = None,
+    total_sequence_length: Any = None,
+    cos_cache: Any = None,
+    sin_cache: Any = None,
+    position_ids: Any = None,
+    attention_bias: Any = None,
+    head_sink: Any = None,
+    k_scale: Any = None,
+    v_scale: Any = None,
+    q_norm_weight: Any = None,
+    k_norm_weight: Any = None,
+    *,
+    num_heads: int,
+    kv_num_heads: int,
+    scale: float = 0.0,
+    softcap: float = 0.0,
+    do_rotary: int = 0,
+    rotary_interleaved: int = 0,
+    local_window_size: int = -1,
+    smooth_softmax: int = -1,
+    causal: int = 1,
+    qk_output: int = 0,
+    qk_norm_epsilon: float = 1e-6,
+    sliding_window_cache: int = 0,
+    kv_cache_bit_width: int = 0,
+    k_quant_type: Any = "NONE",
+    v_quant_type: Any = "NONE",
+) -> tuple[Any, Any, Any]:
+    """Grouped-query attention with a KV cache (onnxruntime's CPU kernel): ``num_heads``
+    query heads share ``kv_num_heads`` key/value heads in groups. Query (batch, seq, Hq * D)
+    and key/value (batch, seq, Hkv * D), or all three packed in query; past_key/past_value
+    (batch, Hkv, P, D). Row ``b`` attends to the first ``seqlens_k[b] + 1`` positions; in a
+    first prompt (seq == total_sequence_length) the past is ignored, otherwise the new keys
+    go after ``seqlens_k[b] + 1 - seq`` past ones. Outputs: (batch, seq, Hq * D) and the
+    present key/value (batch, Hkv, max(P, total_sequence_length), D).
+
+    As onnxruntime: ``do_rotary`` rotates Q and the new K by cos/sin cache rows at position
+    ``s`` (first prompt: ``position_ids[0, 0] + s`` when given), after a past at
+    ``seqlens_k[b] + 1 - seq + s`` (or ``position_ids[b, s]``); ``local_window_size`` W
+    keeps the W latest keys up to each row's own; ``softcap`` caps the scaled scores
+    (before ``attention_bias``); ``smooth_softmax`` > 0 and ``head_sink`` add a zero (or
+    per-head) logit to each softmax; present rows past ``seqlens_k[b] + 1`` are zeros. Known
+    difference: with both local_window_size and smooth_softmax/head_sink, the padding rows of
+    a right-padded prompt (past ``seqlens_k[b]``, which nothing reads) differ from
+    onnxruntime's.
+
+    Declined: a quantised KV cache (k_scale, v_scale, k/v_quant_type, kv_cache_bit_width),
+    sliding_window_cache, the output_qk output, q_norm_weight/k_norm_weight (onnxruntime's CPU
+    kernel refuses them too), bfloat16.
+    """
+    q_in = np.asarray(query)
+    dtype = q_in.dtype
+    batch, seq, width = q_in.shape
+    wide_q = _wide(q_in)
+    if key is None:  # packed QKV
+        size = width // (num_heads + 2 * kv_num_heads)
+        q_w, kv_w = num_heads * size, kv_num_heads * size
+        if q_w + 2 * kv_w != width:
+            raise ValueError(f"packed QKV width {width} does not fit the head counts")
+        wide_q, k_flat, v_flat = np.split(wide_q, [q_w, q_w + kv_w], axis=-1)
+    else:
+        if value is None:
+            raise ValueError("key and value must be given together")
+        k_flat, v_flat = _wide(key), _wide(value)
+        size = width // num_heads
+    if num_heads % kv_num_heads:
+        raise ValueError(f"num_heads={num_heads} is not a multiple of kv_num_heads")
+    q = wide_q.reshape(batch, seq, num_heads, size)
+    k = k_flat.reshape(batch, seq, kv_num_heads, size)
+    v = v_flat.reshape(batch, seq, kv_num_heads, size)
+    seqlens = np.asarray(seqlens_k).reshape(-1).astype(np.int64)
+    total = int(np.asarray(total_sequence_length).reshape(-1)[0])
+    past_len = 0 if past_key is None else np.shape(past_key)[2]
+    first_prompt = seq == total
+    if do_rotary:
+        if cos_cache is None or sin_cache is None:
+            raise ValueError("do_rotary needs cos_cache and sin_cache")
+        cos, sin = _wide(cos_cache), _wide(sin_cache)
+        rotary = 2 * cos.shape[1]
+        rows = _gqa_positions(position_ids, seqlens, batch, seq, first_prompt)
+        if rows.min() < 0 or rows.max() >= cos.shape[0]:
+            raise ValueError(f"rotary positions out of the cache's range [0, {cos.shape[0]})")
+        c, s = cos[rows][:, :, None, :], sin[rows][:, :, None, :]
+        q, k = q.copy(), k.copy()
+        q[..., :rotary] = _rotate(q[..., :rotary], c, s, rotary_interleaved)
+        k[..., :rotary] = _rotate(k[..., :rotary], c, s, rotary_interleaved)
+    present_len = max(past_len, total)
+    present_k = np.zeros((batch, kv_num_heads, present_len, size), np.float32)
+    present_v = np.zeros_like(present_k)
+    out = np.zeros((batch, num_heads, seq, size), np.float32)
+    group = num_heads // kv_num_heads
+    scale = scale or 1.0 / np.sqrt(np.float32(size))
+    bias = None if attention_bias is None else _wide(attention_bias)
+    sink = None if head_sink is None else _wide(head_sink)
+    for b in range(batch):
+        seen = int(seqlens[b]) + 1
+        past_b = 0 if first_prompt else seen - seq
+        if past_b < 0 or past_b + seq > present_len:
+            raise ValueError(f"seqlens_k[{b}]={seen - 1} does not fit the sequence lengths")
+        if past_b:
+            present_k[b, :, :past_b] = _wide(past_key[b, :, :past_b])
+            present_v[b, :, :past_b] = _wide(past_value[b, :, :past_b])
+        present_k[b, :, past_b : past_b + seq] = k[b].transpose(1, 0, 2)
+        present_v[b, :, past_b : past_b + seq] = v[b].transpose(1, 0, 2)
+        keys = np.repeat(present_k[b, :, :seen], group, axis=0)  # (Hq, seen, D)
+        values = np.repeat(present_v[b, :, :seen], group, axis=0)
+        scores = np.matmul(q[b].transpose(1, 0, 2), np.swapaxes(keys, -1, -2)) * np.float32(scale)
+        if softcap > 0:
+            scores = np.float32(softcap) * np.tanh(scores / np.float32(softcap))
+        if bias is not None:
+            scores = scores + bias[min(b, bias.shape[0] - 1)][:, :, :seen]
+        where = np.arange(seen)[None, :]
+        at = past_b + np.arange(seq)[:, None]  # each row's absolute position
+        visible = (where <= at) if causal else np.ones((seq, seen), bool)
+        if local_window_size > 0:
+            visible &= where > at - local_window_size
+        scores = np.where(visible, scores, -np.inf)
+        top = scores.max(axis=-1, keepdims=True)
+        if sink is not None or smooth_softmax > 0:
+            logit = np.zeros((num_heads, 1, 1), np.float32)
+            if sink is not None:
+                logit = sink.reshape(num_heads, 1, 1)
+            top = np.maximum(top, logit)
+            probs = np.exp(scores - top)
+            probs /= probs.sum(axis=-1, keepdims=True) + np.exp(logit - top)
+        else:
+            top = np.where(np.isfinite(top), top, 0)
+            probs = np.exp(scores - top)
+            total_p = probs.sum(axis=-1, keepdims=True)
+            probs = np.divide(probs, total_p, out=np.zeros_like(probs), where=total_p > 0)
+        out[b] = np.matmul(probs, values)
+    outputs = (_merge_heads(out), present_k, present_v)
+    return tuple(o.astype(dtype, copy=False) for o in outputs)  # type: ignore[return-value]

@@ -13,10 +13,11 @@ the schemas' (QuickGelu alpha 1.702, SkipLayerNormalization epsilon 1e-12).
 The QOperator quantisation ops (QLinearAdd, QGemm, ...) and DynamicQuantizeLSTM live in
 :mod:`onnxep.reference.qlinear_ops`; the transformers optimiser's fused ops (Attention,
 MultiHeadAttention, EmbedLayerNormalization, SkipSimplifiedLayerNormalization,
-RotaryEmbedding, ...) and MatMulNBits in :mod:`onnxep.reference.attention_ops`. Every other
-contrib op (QAttention, GroupQueryAttention, ...) is refused with a message that names it and
-suggests saving at ``ORT_ENABLE_BASIC``. onnx has no schema for this domain, so these
-kernels return tuples (see :func:`onnxep.registry.is_multi_output`).
+RotaryEmbedding, GroupQueryAttention, ...) and MatMulNBits in
+:mod:`onnxep.reference.attention_ops`. Every other contrib op (QAttention, ...) is refused
+with a message that names it and suggests saving at ``ORT_ENABLE_BASIC``. onnx has no
+schema for this domain, so these kernels return tuples (see
+:func:`onnxep.registry.is_multi_output`).
 """
 
 from __future__ import annotations
