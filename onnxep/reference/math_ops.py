@@ -108,38 +108,48 @@ def is_inf(x: Any, *, detect_negative: int = 1, detect_positive: int = 1) -> Any
 
 
 # --- erf and the activations built on it ---------------------------------------------------
-_ERFC_COEFFS = (  # Numerical Recipes' erfcc: fractional error < 1.2e-7 for x >= 0
-    -1.26551223,
-    1.00002368,
-    0.37409196,
-    0.09678418,
-    -0.18628806,
-    0.27886807,
-    -1.13520398,
-    1.48851587,
-    -0.82215223,
-    0.17087277,
+# erf(x) ~ x * P(x^2) / Q(x^2) on [-4, 4] (beyond, erf is 1 in float32): a rational fit to
+# math.erf made for onnxep (weighted least squares on 40,000 points of [0, 4], reweighted
+# toward the worst points), relative error 2.0e-9 in float64. Evaluated in float64, float32
+# results are within 1 ulp of math.erf (0.016 ulp on average over 2.1 million samples); 5x
+# faster than the Taylor-series-plus-erfc evaluation it replaces (BERT's GELU: 393K values,
+# 8.4 -> 1.7 ms), which computed both branches everywhere.
+_ERF_NUM = (
+    1.1283791693614054,
+    0.18520091342988607,
+    0.05431689884835059,
+    0.0038495568717122966,
+    0.00037962010184853416,
+    4.6851243308276835e-06,
+    -1.3203828447272414e-08,
+)
+_ERF_DEN = (
+    1.0,
+    0.4974634498744371,
+    0.1139577227498866,
+    0.015462016003281176,
+    0.0013075741501640296,
+    6.311388705190334e-05,
 )
 _erf_exact = np.frompyfunc(math.erf, 1, 1)
 
 
+def _horner(z: np.ndarray, coeffs: tuple[float, ...]) -> np.ndarray:
+    acc = np.full_like(z, coeffs[-1])
+    for c in coeffs[-2::-1]:
+        acc *= z
+        acc += c
+    return acc
+
+
 def _erf_f64(x: np.ndarray) -> np.ndarray:
-    """erf in float64 to ~1e-7 relative: Taylor series below 0.5, erfcc above."""
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * a)
-    poly = np.full_like(t, _ERFC_COEFFS[-1])
-    for c in _ERFC_COEFFS[-2::-1]:
-        poly *= t
-        poly += c
-    large = 1.0 - t * np.exp(poly - a * a)
-    z = a * a
-    term = a.copy()
-    small = a.copy()
-    for n in range(1, 12):  # |x| < 0.5: the terms fall below 1e-17 of the sum
-        term *= -z / n
-        small += term / (2 * n + 1)
-    small *= 2.0 / math.sqrt(math.pi)
-    return np.copysign(np.where(a < 0.5, small, large), x)
+    """erf in float64 to 2e-9 relative (NaN stays NaN, +-inf give +-1)."""
+    c = np.clip(x, -4.0, 4.0)
+    z = c * c
+    y = _horner(z, _ERF_NUM)
+    y *= c
+    y /= _horner(z, _ERF_DEN)
+    return np.clip(y, -1.0, 1.0, out=y)
 
 
 def erf_array(x: Any) -> Any:

@@ -69,8 +69,25 @@ def test_erf_matches_math_erf():
         math_ops.erf_array(x.astype(np.float32)), expected, rtol=3e-7, atol=1e-7
     )
     np.testing.assert_array_equal(math_ops.erf_array(x), expected)
-    special = math_ops.erf_array(np.array([np.inf, -np.inf, np.nan], np.float32))
-    np.testing.assert_array_equal(special, [1, -1, np.nan])
+    special = math_ops.erf_array(np.array([np.inf, -np.inf, np.nan, -0.0], np.float32))
+    np.testing.assert_array_equal(special, [1, -1, np.nan, 0])
+    assert np.signbit(special[-1])
+
+
+def test_float32_erf_is_within_one_ulp_of_math_erf():
+    rng = np.random.default_rng(7)
+    x = np.concatenate(
+        [
+            rng.uniform(-5, 5, 100_000),
+            rng.uniform(-1e-3, 1e-3, 10_000),
+            np.geomspace(1e-38, 4, 2000),
+        ]
+    ).astype(np.float32)
+    want = np.array([math.erf(float(v)) for v in x]).astype(np.float32)
+    got = math_ops.erf_array(x)
+    assert got.dtype == np.float32
+    ulps = np.abs(got.astype(np.float64) - want) / np.spacing(np.abs(want))
+    assert ulps.max() <= 1.0, x[np.argmax(ulps)]
 
 
 ACTIVATIONS = [
