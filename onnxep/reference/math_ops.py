@@ -324,8 +324,40 @@ def pow_(x: Any, y: Any) -> Any:
     dtype = np.asarray(x).dtype
     if dtype.kind == "i":
         return np.power(np.asarray(x, np.float64), y).astype(dtype)
+    power = _small_integer(y)
+    if power is not None and isinstance(x, np.ndarray) and x.ndim >= max(np.ndim(y), 1):
+        return _integer_power(x, power)
     out = np.power(x, y)
     return out if out.dtype == dtype else out.astype(dtype)
+
+
+def _small_integer(y: Any) -> int | None:
+    """A scalar exponent that is an integer from -8 to 8 other than 0, 1 and 2, else None
+    (numpy already has fast paths for 0, 1, 2 and 0.5)."""
+    e = np.asarray(y)
+    if e.size != 1 or e.dtype.kind not in "fiu":
+        return None
+    value = float(e.reshape(-1)[0])
+    if value != round(value) or not 3 <= abs(value) <= 8:
+        return None
+    return int(value)
+
+
+def _integer_power(x: np.ndarray, power: int) -> np.ndarray:
+    """x ** power by repeated squaring (float16 in float32): numpy's power calls powf per element
+    for other exponents (Pow(x, 3) of GPT-2's GELU: 393K values 17.4 ms, here 0.2 ms), and
+    onnxruntime multiplies too (its x ** 3 equals x * x * x)."""
+    if x.dtype == np.float16:  # rounded once, not after every product
+        return _integer_power(x.astype(np.float32), power).astype(np.float16)
+    base, n = x, abs(power)
+    result = None
+    while n:
+        if n & 1:
+            result = base.copy() if result is None else result * base
+        n >>= 1
+        if n:
+            base = base * base
+    return np.reciprocal(result) if power < 0 else result
 
 
 @kernels.register("Mod", versions=(10, 13), dtypes=NUMERIC, check=lambda n: _mod_check(n, 13))

@@ -12,7 +12,15 @@ import onnxep
 from onnxep.reference import ReferenceProvider, math_ops
 from onnxep.registry import OpKey
 
-from .helpers import check, hand_written_nodes, make_model, rand, run_evaluator, run_onnxep
+from .helpers import (
+    check,
+    hand_written_nodes,
+    make_model,
+    rand,
+    run_evaluator,
+    run_onnxep,
+    run_onnxruntime,
+)
 
 # op -> (versions, low, high): input range inside the op's domain
 UNARY = {
@@ -192,6 +200,27 @@ def test_pow(opset, base, exponent):
     x = rand(3, 4, dtype=base, low=0.5, high=2)
     y = rand(4, dtype=exponent, seed=1, low=-2, high=2)
     check("Pow", {"x": x, "y": y}, opset, rtol=2e-3)
+
+
+@pytest.mark.parametrize("exponent", [3.0, -3.0, 4.0, 5.0, 8.0, -7.0, 2.5, 9.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_pow_by_a_constant_integer_as_onnxruntime(exponent, dtype):
+    """Small integer exponents multiply (GPT-2's GELU has Pow(x, 3)); onnxruntime agrees to
+    the last bit on x ** 3."""
+    x = rand(2, 3, 50, dtype=dtype, low=-3, high=3)
+    inputs = {"x": x, "e": np.array(exponent, dtype)}
+    tol = 2e-3 if dtype == np.float16 else 1e-6
+    (got,) = check("Pow", inputs, 15, oracle="ort", rtol=tol, atol=tol, constants=("e",))
+    if exponent == 3.0 and dtype == np.float32:
+        np.testing.assert_array_equal(
+            got, run_onnxruntime(make_model("Pow", inputs, 15), inputs)[0]
+        )
+
+
+def test_pow_by_a_scalar_of_higher_rank_still_broadcasts():
+    inputs = {"x": rand(4, low=0.5, high=2), "e": np.full((1, 1), 3.0, np.float32)}
+    (got,) = check("Pow", inputs, 15, oracle="ort", constants=("e",))
+    assert got.shape == (1, 4)
 
 
 @pytest.mark.parametrize(
