@@ -176,7 +176,8 @@ kernels.register("Erf", versions=(9, 13), dtypes=FLOATS)(erf_array)
 def gelu(x: Any, *, approximate: str = "none") -> Any:
     """x * Phi(x), exactly (erf) or with the tanh approximation."""
     if approximate == "tanh":
-        inner = np.tanh((x + 0.044715 * x**3) * math.sqrt(2.0 / math.pi))
+        inner = np.tanh((x + 0.044715 * (x * x * x)) * math.sqrt(2.0 / math.pi))  # not x**3:
+        # numpy's power calls powf per element (18 ms on 393K values)
         return 0.5 * x * (1 + inner)
     return 0.5 * x * (1 + erf_array(x * (1.0 / math.sqrt(2.0))))
 
