@@ -383,3 +383,14 @@ def test_large_outputs_are_recycled_not_shared():
     assert not np.shares_memory(first, second)
     np.testing.assert_array_equal(first, x + x)
     np.testing.assert_array_equal(second, (x + 1) + x)
+
+
+def test_softplus_extremes_and_accuracy():
+    x = np.concatenate(
+        [np.linspace(-100, 100, 4001), [np.inf, -np.inf, np.nan, 0.0, 1e-30, -1e-30]]
+    ).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        want = np.logaddexp(x.astype(np.float64), 0)
+        got = math_ops.softplus(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=3e-7, atol=2e-38)  # below: float32 denormals
