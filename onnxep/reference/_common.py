@@ -27,6 +27,7 @@ __all__ = [
     "UNSIGNED",
     "all_checks",
     "attr_in",
+    "checked_indices",
     "dtype_name",
     "factory",
     "input_dtypes",
@@ -109,6 +110,21 @@ def factory(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[[NodeInf
         return build
 
     return decorate
+
+
+def checked_indices(index: Any, size: int, what: str, dimension: str | None = None) -> np.ndarray:
+    """``index`` as int64 with negative entries counted from the end; an entry outside
+    [-size, size) is refused by value: "``what`` index 9 is out of range for ``dimension``"
+    (by default "a dimension of ``size``")."""
+    index = np.asarray(index, dtype=np.int64)
+    if not index.size:
+        return index
+    low = index.min()
+    if low < -size or index.max() >= size:
+        bad = index[(index < -size) | (index >= size)].flat[0]
+        where = dimension or f"a dimension of {size}"
+        raise IndexError(f"{what} index {int(bad)} is out of range for {where}")
+    return np.where(index < 0, index + size, index) if low < 0 else index
 
 
 def quiet(fn: Callable[..., Any]) -> Callable[..., Any]:

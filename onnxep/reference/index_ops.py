@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxep.reference._common import NUMERIC, input_dtypes
+from onnxep.reference._common import NUMERIC, checked_indices, input_dtypes
 from onnxep.reference._registry import kernels
 
 __all__: list[str] = []
@@ -70,16 +70,10 @@ def gather_elements(data: Any, indices: Any, *, axis: int = 0) -> Any:
     One ``np.take`` of flat positions (index * stride + the other coordinates' offset):
     about twice as fast as ``np.take_along_axis``, which builds an index array per axis.
     """
-    data, indices = np.asarray(data), np.asarray(indices, dtype=np.int64)
+    data = np.asarray(data)
     axis = axis + data.ndim if axis < 0 else axis
     size = data.shape[axis]
-    if indices.size and (indices.min() < -size or indices.max() >= size):
-        bad = indices[(indices < -size) | (indices >= size)].flat[0]
-        raise IndexError(
-            f"GatherElements index {int(bad)} is out of range for axis {axis} of size {size}"
-        )
-    if indices.size and indices.min() < 0:
-        indices = np.where(indices < 0, indices + size, indices)
+    indices = checked_indices(indices, size, "GatherElements", f"axis {axis} of size {size}")
     pitch = [int(np.prod(data.shape[d + 1 :], dtype=np.int64)) for d in range(data.ndim)]
     flat = indices * pitch[axis]
     for d, coord in enumerate(np.indices(indices.shape, sparse=True)):

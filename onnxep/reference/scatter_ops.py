@@ -13,20 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from onnxep.reference._common import checked_indices
 from onnxep.reference._registry import kernels
 
 __all__: list[str] = []
 
 _REDUCE = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
-
-
-def _in_range(index: np.ndarray, size: int, what: str) -> np.ndarray:
-    """``index`` with negative entries counted from the end; out-of-range ones refused."""
-    index = np.asarray(index, dtype=np.int64)
-    if index.size and (index.min() < -size or index.max() >= size):
-        bad = index[(index < -size) | (index >= size)].flat[0]
-        raise IndexError(f"{what} index {int(bad)} is out of range for a dimension of {size}")
-    return np.where(index < 0, index + size, index)
 
 
 def _write(out: np.ndarray, where: tuple[Any, ...], updates: np.ndarray, reduction: str) -> None:
@@ -46,7 +38,7 @@ def scatter_elements_into(
     if out.ndim == 0 or np.size(indices) == 0:
         return out
     axis = axis + out.ndim if axis < 0 else axis
-    index = _in_range(indices, out.shape[axis], "ScatterElements")
+    index = checked_indices(indices, out.shape[axis], "ScatterElements")
     where = list(np.indices(index.shape, sparse=True))
     where[axis] = index
     _write(out, tuple(where), updates, reduction)
@@ -77,6 +69,6 @@ def scatter_nd(data: Any, indices: Any, updates: Any, *, reduction: str = "none"
     depth = indices.shape[-1]
     if indices.size == 0:
         return out
-    where = tuple(_in_range(indices[..., d], out.shape[d], "ScatterND") for d in range(depth))
+    where = tuple(checked_indices(indices[..., d], out.shape[d], "ScatterND") for d in range(depth))
     _write(out, where, np.asarray(updates, dtype=out.dtype), reduction)
     return out
