@@ -25,28 +25,36 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["capped", "controls"]
+__all__ = ["capped", "controls", "numpy_openblas_path"]
+
+
+def numpy_openblas_path() -> str | None:
+    """The OpenBLAS library numpy's wheel bundles (``numpy.libs``), or None."""
+    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    found = sorted(glob.glob(os.path.join(folder, "lib*openblas*.so*")))
+    return found[0] if found else None
 
 
 def _find_controls() -> tuple[Callable[[], int], Callable[[int], Any]] | None:
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     names = (
         ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
         ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
         ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
         ("openblas_get_num_threads", "openblas_set_num_threads"),
     )
-    for path in sorted(glob.glob(os.path.join(folder, "lib*openblas*.so*"))):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for get_name, set_name in names:
-            get, put = getattr(lib, get_name, None), getattr(lib, set_name, None)
-            if get is not None and put is not None:
-                get.restype, get.argtypes = ctypes.c_int, []
-                put.restype, put.argtypes = None, [ctypes.c_int]
-                return get, put
+    path = numpy_openblas_path()
+    if path is None:
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for get_name, set_name in names:
+        get, put = getattr(lib, get_name, None), getattr(lib, set_name, None)
+        if get is not None and put is not None:
+            get.restype, get.argtypes = ctypes.c_int, []
+            put.restype, put.argtypes = None, [ctypes.c_int]
+            return get, put
     return None
 
 

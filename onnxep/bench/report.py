@@ -125,19 +125,20 @@ def _openblas_core() -> str | None:
     """The kernel set numpy's OpenBLAS chose at run time (e.g. Haswell, SkylakeX)."""
     import ctypes
 
-    import numpy as np
+    from onnxep.blas_threads import numpy_openblas_path
 
-    folder = pathlib.Path(np.__file__).parent.parent / "numpy.libs"
-    for path in sorted(folder.glob("libscipy_openblas*.so*")):
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError:
-            return None
-        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
-            if hasattr(lib, name):
-                getter = getattr(lib, name)
-                getter.restype = ctypes.c_char_p
-                return getter().decode()
+    path = numpy_openblas_path()
+    if path is None:
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
+        if hasattr(lib, name):
+            getter = getattr(lib, name)
+            getter.restype = ctypes.c_char_p
+            return getter().decode()
     return None
 
 

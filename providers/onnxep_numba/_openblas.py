@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import functools
-import glob
 import hashlib
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxep.blas_threads import numpy_openblas_path
 from onnxep_numba._jit import cache_dir
 
 __all__ = ["Blas", "blas"]
@@ -57,12 +57,6 @@ class Blas:
         """Make sure GEMM calls do not start OpenBLAS threads (numba's are the workers)."""
         if self.get_threads() != 1:
             self.set_threads(1)
-
-
-def _numpy_openblas() -> str | None:
-    folder = os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs")
-    found = sorted(glob.glob(os.path.join(folder, "libscipy_openblas*.so*")))
-    return found[0] if found else None
 
 
 def _bind(lib: ctypes.CDLL, private: bool) -> Blas | None:
@@ -172,7 +166,7 @@ def _load_private(source: str, shared: Blas) -> Blas | None:
 @functools.lru_cache(maxsize=1)
 def blas() -> Blas | None:
     """The OpenBLAS instance GEMMs go to, or None when numpy bundles none."""
-    source = _numpy_openblas()
+    source = numpy_openblas_path()
     if source is None:
         return None
     try:
