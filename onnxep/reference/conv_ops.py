@@ -21,6 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from onnxep.graph import NodeInfo
+from onnxep.reference import winograd
 from onnxep.reference._common import FLOATS, NUMERIC, attr_in, factory, fresh, scratch
 from onnxep.reference._registry import kernels
 
@@ -340,12 +341,16 @@ def _conv_shifted(
 def _conv_float(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, group: int,
     strides: Sequence[int], dil: Sequence[int], begin: Sequence[int], end: Sequence[int],
-    out: Sequence[int], wb: np.ndarray | None = None,
+    out: Sequence[int], wb: np.ndarray | None = None, wu: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
     """The convolution in x's float dtype. ``wb``, when given, is ``w`` as (group, M/group,
     C/group * K + 1) with ``b`` as its last column: the im2col paths then add the bias in
-    the matrix product, through a row of ones, instead of a pass over the output."""
+    the matrix product, through a row of ones, instead of a pass over the output. ``wu``,
+    given for an undilated stride-1 3x3 conv without groups, is ``w`` transformed for
+    :mod:`winograd`, used where that pays."""
     n, c = x.shape[:2]
+    if wu is not None and min(*begin, *end) >= 0 and winograd.pays(c, w.shape[0], out):
+        return winograd.conv3x3(x, wu, b, begin, out)
     m, cg = w.shape[:2]
     kernel = w.shape[2:]
     nd, taps = len(kernel), math.prod(kernel)
@@ -421,6 +426,7 @@ def _convolve(
     X: Any, W: Any, B: Any, auto_pad: str, dilations: Sequence[int] | None, group: int,
     pads: Sequence[int] | None, strides: Sequence[int] | None,
     with_bias: Callable[[np.dtype], np.ndarray] | None = None,
+    with_winograd: Callable[[np.dtype], np.ndarray] | None = None,
 ) -> Any:  # fmt: skip
     X, W = np.asarray(X), np.asarray(W)
     nd = X.ndim - 2
@@ -433,6 +439,7 @@ def _convolve(
         None if B is None else np.asarray(B).astype(dtype, copy=False),
         group, strides, dilations, begin, end, out,
         None if with_bias is None else with_bias(dtype),
+        None if with_winograd is None else with_winograd(dtype),
     )  # fmt: skip
     return y.astype(X.dtype, copy=False)
 
@@ -462,11 +469,31 @@ def conv_kernel(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., Any]:
 
     constant = weights is not None and bias is not None
     geometry = (attrs["auto_pad"], attrs["dilations"], group, attrs["pads"], attrs["strides"])
+    winograd_ready = _winograd_filters(weights, attrs)
 
     def run(X: Any, W: Any, B: Any = None) -> Any:
-        return _convolve(X, W, B, *geometry, with_bias if constant else None)
+        return _convolve(X, W, B, *geometry, with_bias if constant else None, winograd_ready)
 
     return run
+
+
+def _winograd_filters(
+    weights: np.ndarray | None, attrs: dict[str, Any]
+) -> Callable[[np.dtype], np.ndarray] | None:
+    """Constant 3x3 weights of an ungrouped, undilated stride-1 conv, transformed once per
+    dtype for :mod:`winograd` (None for any other conv)."""
+    if weights is None or weights.shape[2:] != (3, 3) or attrs["group"] != 1:
+        return None
+    if any(s != 1 for s in attrs["strides"] or ()) or any(d != 1 for d in attrs["dilations"] or ()):
+        return None
+    prepared: dict[np.dtype, np.ndarray] = {}
+
+    def filters(dtype: np.dtype) -> np.ndarray:
+        if dtype not in prepared:
+            prepared[dtype] = winograd.transformed_filters(weights.astype(dtype))
+        return prepared[dtype]
+
+    return filters
 
 
 def _transpose_geometry(
