@@ -8,6 +8,8 @@ float BLAS matmul per group; Col2Im, the overlapping add ConvTranspose ends with
 - with constant weights and bias, the bias rides in the matmul: a row of ones under the
   im2col columns meets a bias column of the weights, prepared once per node (numpy adds a
   per-channel bias two to three times slower than a plain array add);
+- constant 3x3 weights of an ungrouped, undilated stride-1 conv go through Winograd
+  F(2x2, 3x3) (:mod:`onnxep.reference.winograd`) on the shapes where it measured faster;
 - float16 runs in float32 and is rounded once at the end (onnxruntime's CPU path does too).
 """
 
