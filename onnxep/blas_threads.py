@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["capped", "controls", "numpy_openblas_path"]
+__all__ = ["capped", "controls", "numpy_openblas", "numpy_openblas_path"]
 
 
 def numpy_openblas_path() -> str | None:
@@ -35,6 +35,17 @@ def numpy_openblas_path() -> str | None:
     return found[0] if found else None
 
 
+def numpy_openblas() -> ctypes.CDLL | None:
+    """numpy's own OpenBLAS instance (the loaded library, not a copy), or None."""
+    path = numpy_openblas_path()
+    if path is None:
+        return None
+    try:
+        return ctypes.CDLL(path)
+    except OSError:
+        return None
+
+
 def _find_controls() -> tuple[Callable[[], int], Callable[[int], Any]] | None:
     names = (
         ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
@@ -42,12 +53,8 @@ def _find_controls() -> tuple[Callable[[], int], Callable[[int], Any]] | None:
         ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
         ("openblas_get_num_threads", "openblas_set_num_threads"),
     )
-    path = numpy_openblas_path()
-    if path is None:
-        return None
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError:
+    lib = numpy_openblas()
+    if lib is None:
         return None
     for get_name, set_name in names:
         get, put = getattr(lib, get_name, None), getattr(lib, set_name, None)

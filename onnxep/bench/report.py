@@ -125,14 +125,10 @@ def _openblas_core() -> str | None:
     """The kernel set numpy's OpenBLAS chose at run time (e.g. Haswell, SkylakeX)."""
     import ctypes
 
-    from onnxep.blas_threads import numpy_openblas_path
+    from onnxep.blas_threads import numpy_openblas
 
-    path = numpy_openblas_path()
-    if path is None:
-        return None
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError:
+    lib = numpy_openblas()
+    if lib is None:
         return None
     for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename"):
         if hasattr(lib, name):

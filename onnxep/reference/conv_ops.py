@@ -15,6 +15,7 @@ float BLAS matmul per group; Col2Im, the overlapping add ConvTranspose ends with
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -460,14 +461,10 @@ def conv_kernel(info: NodeInfo, attrs: dict[str, Any]) -> Callable[..., Any]:
     bias is added by the matrix product (see :func:`_conv_float`)."""
     weights, bias = info.constant(1), info.constant(2)
     group = attrs["group"]
-    prepared: dict[np.dtype, np.ndarray] = {}
 
+    @functools.cache  # once per dtype
     def with_bias(dtype: np.dtype) -> np.ndarray:
-        matrix = prepared.get(dtype)
-        if matrix is None:
-            matrix = with_bias_column(weights.astype(dtype), bias.astype(dtype), group)
-            prepared[dtype] = matrix
-        return matrix
+        return with_bias_column(weights.astype(dtype), bias.astype(dtype), group)
 
     constant = weights is not None and bias is not None
     geometry = (attrs["auto_pad"], attrs["dilations"], group, attrs["pads"], attrs["strides"])
@@ -488,12 +485,10 @@ def _winograd_filters(
         return None
     if any(s != 1 for s in attrs["strides"] or ()) or any(d != 1 for d in attrs["dilations"] or ()):
         return None
-    prepared: dict[np.dtype, np.ndarray] = {}
 
+    @functools.cache  # once per dtype
     def filters(dtype: np.dtype) -> np.ndarray:
-        if dtype not in prepared:
-            prepared[dtype] = winograd.transformed_filters(weights.astype(dtype))
-        return prepared[dtype]
+        return winograd.transformed_filters(weights.astype(dtype))
 
     return filters
 

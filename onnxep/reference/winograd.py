@@ -48,7 +48,7 @@ def pays(c: int, k: int, out: Sequence[int]) -> bool:
     """Whether Winograd beats im2col for C -> K channels on an ``out`` plane.
 
     Measured against im2col, interleaved, float32 on numpy's OpenBLAS with 2 threads:
-    0.77-0.91x of its time on 14x14 planes from 96 channels, 0.69-0.76x from 256 channels
+    0.77-0.93x of its time on 14x14 planes from 64 channels, 0.69-0.76x from 256 channels
     on 14x14 to 56x56; 1.1-1.4x on 28x28 and 56x56 planes below 256 channels (OpenBLAS
     runs the (128, 128) @ (128, 225) products of a 28x28 plane on one core), on 7x7 planes
     (the transforms' fixed costs) and below 64 channels (thin products).
@@ -104,32 +104,33 @@ def _fill_plane(plane: np.ndarray, x: np.ndarray, row0: int, col0: int) -> None:
 
 
 def _input_transform(planes: np.ndarray, cols: int, shape: tuple[int, ...]) -> np.ndarray:
-    """V = Bᵀ d B for every tile, Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0],
-    [0, 1, 0, -1]]: the tile's rows first (per column parity), then its columns, each
-    entry a flat shifted slice (elementwise: faster here than a (16, 16) product, whose
-    right-hand side numpy would first copy out of the planes)."""
+    """V = Bᵀ d B for every tile: the tile's rows first (per column parity), then its
+    columns, each entry a flat shifted slice (elementwise: faster here than a (16, 16)
+    product, whose right-hand side numpy would first copy out of the planes)."""
     total = planes.shape[-1]
     span = total - cols  # positions whose next tile row exists
     rowt = scratch(_ROWS, (4, 2, span), planes.dtype)
     for cp in (0, 1):
-        even, odd = planes[0, cp], planes[1, cp]
-        down = even[cols : cols + span]  # tile row 2: the even rows one tile lower
-        np.subtract(even[:span], down, out=rowt[0, cp])
-        np.add(odd[:span], down, out=rowt[1, cp])
-        np.subtract(down, odd[:span], out=rowt[2, cp])
-        np.subtract(odd[:span], odd[cols : cols + span], out=rowt[3, cp])
+        _apply_bt(planes[0, cp], planes[1, cp], cols, rowt[:, cp])
     tiles = scratch(_TILES, shape, planes.dtype)
     flat = tiles.reshape(16, total)
     m = span - 1  # positions whose next tile column exists
     for a in range(4):
-        even, odd = rowt[a, 0], rowt[a, 1]
-        right = even[1 : 1 + m]  # tile column 2: the even columns one tile right
-        np.subtract(even[:m], right, out=flat[4 * a, :m])
-        np.add(odd[:m], right, out=flat[4 * a + 1, :m])
-        np.subtract(right, odd[:m], out=flat[4 * a + 2, :m])
-        np.subtract(odd[:m], odd[1 : 1 + m], out=flat[4 * a + 3, :m])
+        _apply_bt(rowt[a, 0], rowt[a, 1], 1, flat[4 * a : 4 * a + 4, :m])
     flat[:, m:] = 0  # past the last tile: read by no output, kept finite
     return tiles
+
+
+def _apply_bt(even: np.ndarray, odd: np.ndarray, step: int, out: np.ndarray) -> None:
+    """Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]] along one tile axis:
+    entries 0 and 2 come from ``even``, 1 and 3 from ``odd``, entries 2 and 3 ``step``
+    positions on; writes the four rows of ``out``."""
+    n = out.shape[-1]
+    here, later = even[:n], even[step : step + n]
+    np.subtract(here, later, out=out[0])
+    np.add(odd[:n], later, out=out[1])
+    np.subtract(later, odd[:n], out=out[2])
+    np.subtract(odd[:n], odd[step : step + n], out=out[3])
 
 
 def _output_transform(products: np.ndarray) -> np.ndarray:

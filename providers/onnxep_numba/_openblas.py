@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxep.blas_threads import numpy_openblas_path
+from onnxep.blas_threads import numpy_openblas, numpy_openblas_path
 from onnxep_numba._jit import cache_dir
 
 __all__ = ["Blas", "blas"]
@@ -166,18 +166,13 @@ def _load_private(source: str, shared: Blas) -> Blas | None:
 @functools.lru_cache(maxsize=1)
 def blas() -> Blas | None:
     """The OpenBLAS instance GEMMs go to, or None when numpy bundles none."""
-    source = numpy_openblas_path()
-    if source is None:
-        return None
-    try:
-        shared = _bind(ctypes.CDLL(source), private=False)
-    except OSError:
-        return None
+    library = numpy_openblas()
+    shared = None if library is None else _bind(library, private=False)
     if shared is None:
         return None
     if os.environ.get("ONNXEP_NUMBA_PRIVATE_BLAS", "1") == "0":
         return shared
-    return _load_private(source, shared) or shared
+    return _load_private(numpy_openblas_path(), shared) or shared
 
 
 def _gemm_ok(lib: Blas) -> bool:
